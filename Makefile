@@ -1,0 +1,47 @@
+# The README's commands. Everything installs into .venv from nothing and is idempotent.
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# The CPU build of PyTorch, pinned: a looser requirement pulls a multi-GB CUDA build.
+TORCH  := torch==2.13.0
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+REPOSITORY ?= model-repository
+
+.PHONY: install run test lint bench bench-quality default-model clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[train,dev]'
+	touch $(STAMP)
+
+# Trains the default model `digits` (scikit-learn's bundled 8x8 digits) when the repository has none.
+default-model: install
+	test -d $(REPOSITORY)/digits || AESERVE_MODEL_REPOSITORY=$(REPOSITORY) \
+		$(BIN)/aeserve train builtin:digits --name digits --loss bce --promote
+
+run: default-model
+	AESERVE_MODEL_REPOSITORY=$(REPOSITORY) AESERVE_DEFAULT_MODEL=$${AESERVE_DEFAULT_MODEL:-digits} \
+		$(BIN)/aeserve serve --host $(HOST) --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check service models tests bench
+	$(BIN)/ruff format --check service models tests bench
+	$(BIN)/mypy service models
+
+test: lint
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python -m bench.serving
+
+bench-quality: install
+	$(BIN)/python -m bench.quality
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

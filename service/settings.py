@@ -1,0 +1,48 @@
+"""The one settings class: every knob of the service, read from `AESERVE_*` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AESERVE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    """Interface `aeserve serve` binds to."""
+    port: int = 8000
+    """TCP port `aeserve serve` listens on."""
+    workers: int = Field(default=1, ge=1)
+    """Number of uvicorn worker processes; each loads every model and reloads on its own."""
+    model_repository: Path = Path("model-repository")
+    """Model repository folder (`<name>/<version>/…`), shared by API processes and workers."""
+    default_model: str | None = None
+    """Model used when a request names none; unset means the only model in the repository."""
+    providers: Literal["cpu", "cuda"] = "cpu"
+    """onnxruntime provider; `cuda` falls back to the CPU, with a warning, when unavailable."""
+    intra_op_threads: int = Field(default=1, ge=0)
+    """onnxruntime threads per session for one operator (0 lets onnxruntime decide)."""
+    inter_op_threads: int = Field(default=1, ge=0)
+    """onnxruntime threads per session across operators (0 lets onnxruntime decide)."""
+    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+    """onnxruntime graph optimisation level."""
+    max_batch: int = Field(default=8192, ge=1)
+    """Most rows one request may carry."""
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Largest request body accepted; bigger bodies get 413 before they are read."""
+    api_key: SecretStr | None = None
+    """When set, management calls need `Authorization: Bearer <key>`."""
+    inference_requires_key: bool = False
+    """Whether inference routes need the API key too (only when `api_key` is set)."""
+    reload_interval_s: float = Field(default=2.0, gt=0)
+    """How often each process looks for a newly promoted version."""
+    job_backend: Literal["local", "celery"] = "local"
+    """Where training jobs run: a local process pool or Celery workers."""
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    """Celery broker and result backend (Redis) when `job_backend` is `celery`."""
+    max_concurrent_jobs: int = Field(default=1, ge=1)
+    """Training jobs the local backend runs at once; the rest wait in order."""
