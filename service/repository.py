@@ -86,8 +86,8 @@ class ModelRepository:
         )
 
     def model_dir(self, name: str) -> Path:
-        path = self.root / check_name(name)
-        if not path.is_dir():
+        path = self.root / name
+        if not NAME_PATTERN.fullmatch(name) or not path.is_dir():
             raise ModelNotFound(f"model {name!r} not found")
         return path
 

@@ -11,3 +11,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+from service.cli import serving  # noqa: E402
+
+app.command()(serving.serve)

@@ -1,0 +1,63 @@
+"""`create_app(settings)`: the FastAPI application, its lifespan and its middleware."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from service import __version__, handlers
+from service.limits import BodySizeLimit
+from service.metrics import Metrics, MetricsMiddleware
+from service.registry import ModelRegistry
+from service.repository import ModelRepository
+from service.routes import health, inference, models
+from service.runtime import RuntimeOptions
+from service.settings import Settings
+
+log = logging.getLogger("aeserve")
+
+DESCRIPTION = """Serve, train and explain autoencoders for anomaly detection.
+
+Send rows as JSON (`{"vectors": [[…], …]}`) or as a `.npy` body (`Content-Type: application/x-npy`);
+ask for `.npy` answers with `Accept: application/x-npy`. Pick a model with `?model=&version=`.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    repository = ModelRepository(settings.model_repository)
+    registry = ModelRegistry(
+        repository, RuntimeOptions.from_settings(settings), settings.default_model
+    )
+    await run_in_threadpool(registry.load_all)
+    registry.start_watching(settings.reload_interval_s)
+    app.state.repository = repository
+    app.state.registry = registry
+    log.info(
+        "serving %s",
+        ", ".join(f"{r.name} v{r.version}" for r in registry.loaded()) or "no models yet",
+    )
+    try:
+        yield
+    finally:
+        registry.stop_watching()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(title="aeserve", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    handlers.install(app)
+    app.include_router(inference.router)
+    app.include_router(models.router)
+    app.include_router(health.router)
+    # Added last so it runs first: oversized bodies are refused before anything reads them.
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

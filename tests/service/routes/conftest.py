@@ -1,0 +1,46 @@
+"""Fixtures for the HTTP layer: settings → app → client, over a real tiny model on disk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.repository import ModelRepository
+from service.settings import Settings
+from tests.tiny_model import publish_tiny_model
+
+API_KEY = "test-key-123"
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> ModelRepository:
+    repository = ModelRepository(tmp_path / "repository")
+    publish_tiny_model(repository, "tiny", loss="mse", seed=0, promote=True)
+    return repository
+
+
+@pytest.fixture
+def settings(repository: ModelRepository) -> Settings:
+    return Settings(
+        model_repository=repository.root,
+        default_model="tiny",
+        reload_interval_s=0.2,
+        max_batch=100,
+        max_body_bytes=200_000,
+        api_key=API_KEY,
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {API_KEY}"}
