@@ -12,6 +12,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def main() -> None:
+    """Serve, train and explain autoencoders for anomaly detection."""
+
+
 from service.cli import serving  # noqa: E402
 
 app.command()(serving.serve)
