@@ -1,0 +1,157 @@
+"""The training configuration: validated at submit time, made concrete once d is known.
+
+This module must stay free of torch and numpy: the API process imports it to validate the `config`
+of a `POST /train` body before queueing the job.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+Activation = Literal["relu", "tanh", "sigmoid", "leaky_relu", "gelu"]
+OutputActivation = Literal["auto", "linear", "sigmoid"]
+Loss = Literal["mse", "bce"]
+Optimizer = Literal["adam", "rmsprop"]
+ScalingMethod = Literal["auto", "standard", "minmax", "none"]
+Device = Literal["auto", "cpu", "cuda"]
+
+MAX_DEFAULT_LATENT = 32
+"""Derived bottlenecks stop growing here: wider codes rarely help anomaly detection."""
+MAX_DEFAULT_LAYERS = 3
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot train a model on this data."""
+
+
+class TrainConfig(BaseModel):
+    """Every knob of one training run; each field is optional in a `/train` body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hidden_dims: list[PositiveInt] | None = Field(
+        default=None,
+        description="Encoder layer widths from input to bottleneck; the decoder mirrors them. "
+        "None derives them from the input dimension d by halving.",
+    )
+    latent_dim: PositiveInt | None = Field(
+        default=None,
+        description="Width k of the bottleneck (the codes). None derives max(2, d // 4), "
+        f"at most {MAX_DEFAULT_LATENT} and below d.",
+    )
+    activation: Activation = Field(
+        default="relu", description="Activation after each hidden layer."
+    )
+    output_activation: OutputActivation = Field(
+        default="auto",
+        description="Applied to the decoder's output: auto is sigmoid for bce, linear for mse.",
+    )
+    loss: Loss = Field(
+        default="mse",
+        description="Reconstruction loss, also the anomaly score. bce needs inputs in [0, 1] "
+        "after scaling.",
+    )
+    optimizer: Optimizer = Field(default="adam", description="Optimizer.")
+    learning_rate: float = Field(default=1e-3, gt=0, le=1, description="Optimizer step size.")
+    weight_decay: float = Field(
+        default=0.0, ge=0, le=1, description="L2 penalty on the weights, passed to the optimizer."
+    )
+    epochs: int = Field(default=200, ge=1, le=100_000, description="Most passes over the data.")
+    batch_size: int = Field(default=256, ge=1, le=1_000_000, description="Rows per step.")
+    validation_fraction: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="Share of rows held out for early stopping; they also calibrate the "
+        "threshold and p-values.",
+    )
+    early_stopping_patience: int = Field(
+        default=10,
+        ge=0,
+        description="Stop after this many epochs without a lower validation loss; 0 turns "
+        "early stopping off. The weights of the best epoch are kept either way.",
+    )
+    scaling: ScalingMethod = Field(
+        default="auto",
+        description="Per-feature input scaling fitted on the training rows: auto is standard "
+        "for mse, minmax for bce.",
+    )
+    threshold_quantile: float = Field(
+        default=0.99,
+        gt=0,
+        lt=1,
+        description="Quantile of the held-out scores used as the anomaly threshold.",
+    )
+    seed: int = Field(
+        default=0,
+        ge=0,
+        lt=2**63,
+        description="Seeds the split, the initial weights and the shuffling: same seed and "
+        "data give the same model on the CPU.",
+    )
+    device: Device = Field(
+        default="auto", description="Where to train: auto uses CUDA when it is available."
+    )
+
+    def resolve(self, input_dim: int) -> TrainConfig:
+        """A copy with every `auto`/None made concrete for d = `input_dim`; checks the shape."""
+        if input_dim < 2:
+            raise ConfigError(
+                f"data has {input_dim} feature; an autoencoder needs at least 2 to compress"
+            )
+        latent_dim = self.latent_dim or default_latent_dim(input_dim)
+        hidden_dims = (
+            self.hidden_dims
+            if self.hidden_dims is not None
+            else default_hidden_dims(input_dim, latent_dim)
+        )
+        output_activation = self.output_activation
+        if output_activation == "auto":
+            output_activation = "sigmoid" if self.loss == "bce" else "linear"
+        scaling = self.scaling
+        if scaling == "auto":
+            scaling = "minmax" if self.loss == "bce" else "standard"
+
+        if latent_dim >= input_dim:
+            raise ConfigError(
+                f"latent_dim {latent_dim} must be smaller than the {input_dim} input features, "
+                "or the autoencoder can learn the identity"
+            )
+        narrow = [width for width in hidden_dims if width < latent_dim]
+        if narrow:
+            raise ConfigError(
+                f"hidden_dims {hidden_dims} has a layer of width {narrow[0]}, narrower than "
+                f"latent_dim {latent_dim}: the bottleneck must be the narrowest layer"
+            )
+        if self.loss == "bce" and output_activation == "linear":
+            raise ConfigError(
+                "loss 'bce' needs output_activation 'sigmoid' (or 'auto'), not 'linear'"
+            )
+        return self.model_copy(
+            update={
+                "hidden_dims": list(hidden_dims),
+                "latent_dim": latent_dim,
+                "output_activation": output_activation,
+                "scaling": scaling,
+            }
+        )
+
+
+def default_latent_dim(input_dim: int) -> int:
+    return min(max(2, input_dim // 4), MAX_DEFAULT_LATENT, input_dim - 1)
+
+
+def default_hidden_dims(input_dim: int, latent_dim: int) -> list[int]:
+    """Halve from d while the layer stays at least twice the bottleneck: [d/2, d/4, …].
+
+    Small inputs, where halving reaches the bottleneck at once, get one layer of 2k so that the
+    encoder still has a non-linear layer.
+    """
+    widths: list[int] = []
+    width = input_dim // 2
+    while width >= 2 * latent_dim and len(widths) < MAX_DEFAULT_LAYERS:
+        widths.append(width)
+        width //= 2
+    return widths or [2 * latent_dim]

@@ -1,0 +1,226 @@
+"""Loading training data into one float32 n × d array, with errors that name the problem.
+
+Sources: .csv (header optional), .npy, .npz (array `X`, else the first), .parquet, and the
+built-in `builtin:digits` (scikit-learn's 8×8 digits, pixels scaled to [0, 1]).
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+BUILTIN_DIGITS = ("builtin:digits", "sklearn:digits")
+SUFFIXES = (".csv", ".npy", ".npz", ".parquet")
+NPY_MAGIC = b"\x93NUMPY"
+
+
+class DataError(ValueError):
+    """Data that cannot be trained on or scored: the message names the source and the problem."""
+
+
+def load_array(source: str | Path) -> np.ndarray:
+    """Read `source` into a finite float32 array of shape (rows, features)."""
+    if str(source) in BUILTIN_DIGITS:
+        return _load_digits()
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DataError(
+            f"{path}: unknown file type {suffix or '(no extension)'!r}; "
+            f"use one of {', '.join(SUFFIXES)} or {BUILTIN_DIGITS[0]}"
+        )
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if suffix == ".csv":
+        return _load_csv(path)
+    if suffix == ".npy":
+        raw = _load_npy(path)
+    elif suffix == ".npz":
+        raw = _load_npz(path)
+    else:
+        raw = _load_parquet(path)
+    return as_training_array(raw, str(path))
+
+
+def as_training_array(raw: np.ndarray, source: str) -> np.ndarray:
+    """Check shape, dtype and finiteness of an in-memory array; return it as float32."""
+    if raw.dtype == object:
+        raise DataError(f"{source}: holds Python objects (ragged rows?); expected numbers")
+    if not (np.issubdtype(raw.dtype, np.number) or raw.dtype == np.bool_):
+        raise DataError(f"{source}: holds {raw.dtype} values; expected numbers")
+    if raw.ndim != 2:
+        raise DataError(f"{source}: has shape {raw.shape}; expected a 2-D array (rows × features)")
+    if raw.shape[0] == 0 or raw.shape[1] == 0:
+        raise DataError(f"{source}: has shape {raw.shape}; expected at least one row and column")
+    array = _to_float32(raw)
+    bad_rows = np.flatnonzero(~np.isfinite(array).all(axis=1))
+    if bad_rows.size:
+        more = f" ({bad_rows.size} rows in all)" if bad_rows.size > 1 else ""
+        raise DataError(f"{source}: row {int(bad_rows[0])} has a NaN or infinite value{more}")
+    return array
+
+
+def _to_float32(raw: np.ndarray) -> np.ndarray:
+    """Converting before the finiteness check also catches values too large for float32."""
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(raw, dtype=np.float32)
+
+
+def check_training_rows(X: np.ndarray, min_rows: int) -> None:
+    if X.shape[0] < min_rows:
+        raise DataError(f"data has {X.shape[0]} rows; training needs at least {min_rows}")
+
+
+def check_input_dim(X: np.ndarray, name: str, input_dim: int) -> None:
+    """New versions of a model must keep its input dimension: clients send d-wide rows."""
+    if X.shape[1] != input_dim:
+        raise DataError(f"data has {X.shape[1]} features; model {name!r} expects {input_dim}")
+
+
+def _load_digits() -> np.ndarray:
+    from sklearn.datasets import load_digits
+
+    # Pixels are counts 0..16; dividing makes them [0, 1] intensities usable with BCE.
+    pixels: np.ndarray = load_digits().data
+    return (pixels / 16.0).astype(np.float32)
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    with path.open("rb") as f:
+        if f.read(len(NPY_MAGIC)) != NPY_MAGIC:
+            raise DataError(f"{path}: is not a .npy file (no NumPy header)")
+    try:
+        array: np.ndarray = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise _unreadable(path, exc) from None
+    return array
+
+
+def _load_npz(path: Path) -> np.ndarray:
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: is not a .npz file (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = archive.files
+            array: np.ndarray | None = archive["X" if "X" in keys else keys[0]] if keys else None
+    except (ValueError, zipfile.BadZipFile) as exc:
+        raise _unreadable(path, exc) from None
+    if array is None:
+        raise DataError(f"{path}: holds no arrays")
+    return array
+
+
+def _unreadable(path: Path, exc: Exception) -> DataError:
+    # allow_pickle=False refuses object arrays, which is how ragged rows get saved.
+    if "pickle" in str(exc).lower():
+        return DataError(
+            f"{path}: holds Python objects (ragged rows?); expected a numeric 2-D array"
+        )
+    return DataError(f"{path}: not a readable {path.suffix} file ({exc})")
+
+
+def _load_parquet(path: Path) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{path}: not a readable .parquet file ({exc})") from None
+    columns = []
+    for index, (field, column) in enumerate(zip(table.schema, table.columns, strict=True)):
+        kind = field.type
+        numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+        if not (numeric or pa.types.is_boolean(kind)):
+            raise DataError(
+                f"{path}: column {index} ({field.name!r}) holds {kind} values; expected numbers"
+            )
+        # Nulls become NaN here, so the finiteness check reports their row.
+        columns.append(column.cast(pa.float64()).to_numpy(zero_copy_only=False))
+    if not columns:
+        raise DataError(f"{path}: has no columns")
+    return np.column_stack(columns)
+
+
+def _load_csv(path: Path) -> np.ndarray:
+    """Parse with numpy's fast reader; on failure, rescan in Python to say exactly where.
+
+    Rows are reported as 1-based file lines and columns as 1-based fields, as an editor shows them.
+    """
+    try:
+        with path.open(newline="") as f:
+            first = f.readline()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: is not a text file") from None
+    if not first.strip():
+        raise DataError(f"{path}: is empty")
+    delimiter = _sniff_delimiter(first)
+    header = not all(_is_number(cell) for cell in next(csv.reader([first], delimiter=delimiter)))
+    try:
+        with warnings.catch_warnings():
+            # A header-only file is reported below; numpy's "no data" warning would only repeat it.
+            warnings.simplefilter("ignore", UserWarning)
+            raw = np.loadtxt(
+                path,
+                delimiter=delimiter,
+                skiprows=int(header),
+                quotechar='"',
+                comments=None,
+                dtype=np.float64,
+                ndmin=2,
+            )
+    except (ValueError, UnicodeDecodeError) as exc:
+        _raise_csv_problem(path, delimiter, header)
+        raise DataError(f"{path}: not a readable .csv file ({exc})") from None
+    if raw.size == 0:
+        raise DataError(f"{path}: has a header but no rows")
+    array = _to_float32(raw)
+    bad_rows = np.flatnonzero(~np.isfinite(array).all(axis=1))
+    if bad_rows.size:
+        line = int(bad_rows[0]) + 1 + int(header)
+        raise DataError(f"{path}: line {line} has a NaN or infinite value")
+    return as_training_array(array, str(path))
+
+
+def _raise_csv_problem(path: Path, delimiter: str, header: bool) -> None:
+    width: int | None = None
+    width_line = 0
+    with path.open(newline="") as f:
+        for line_number, row in enumerate(csv.reader(f, delimiter=delimiter), start=1):
+            if line_number == 1 and header:
+                continue
+            if not row:
+                continue
+            if width is None:
+                width, width_line = len(row), line_number
+            elif len(row) != width:
+                raise DataError(
+                    f"{path}: line {line_number} has {len(row)} values; "
+                    f"line {width_line} has {width}"
+                )
+            for column, cell in enumerate(row, start=1):
+                if not _is_number(cell):
+                    raise DataError(
+                        f"{path}: line {line_number}, column {column} is not a number: {cell!r}"
+                    )
+    if width is None:
+        raise DataError(f"{path}: has no rows")
+
+
+def _sniff_delimiter(line: str) -> str:
+    for delimiter in (",", ";", "\t"):
+        if delimiter in line:
+            return delimiter
+    return ","
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True

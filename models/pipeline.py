@@ -1,0 +1,45 @@
+"""Train, export and publish one version: what the CLI and the training-job backends call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from models.config import TrainConfig
+from models.data import check_input_dim
+from models.export import export_model
+from models.training import Progress, ShouldStop, fit
+from service.repository import ModelRepository, check_name
+
+
+@dataclass(frozen=True)
+class PublishedModel:
+    name: str
+    version: int
+    manifest: dict[str, Any]
+
+
+def train_and_publish(
+    data: np.ndarray,
+    name: str,
+    config: TrainConfig,
+    repository: ModelRepository,
+    *,
+    promote: bool,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+) -> PublishedModel:
+    """Fit on raw rows [n, d] and publish the result as the next version of `name`."""
+    check_name(name)  # fail before training, not after minutes of it
+    if name in repository.names():
+        active = repository.active_version(name)
+        if active is not None:
+            input_dim = int(repository.manifest(name, active)["input_dim"])
+            check_input_dim(data, name, input_dim)
+    result = fit(data, config, progress=progress, should_stop=should_stop)
+    with repository.staging() as staging:
+        export_model(result, staging)
+        version = repository.publish(name, staging, promote=promote)
+    return PublishedModel(name, version, repository.manifest(name, version))

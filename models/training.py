@@ -1,0 +1,222 @@
+"""Fitting an autoencoder: seeded split, scaling, a plain epoch loop and early stopping.
+
+The data lives in one tensor on the training device and is shuffled by index permutation, so an
+epoch is a handful of tensor ops per batch and no Python per row.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models.autoencoder import Autoencoder
+from models.config import ConfigError, TrainConfig
+from models.data import DataError, check_training_rows
+from models.scaling import Scaling, fit_scaling
+
+MIN_ROWS = 10
+BCE_RANGE_TOLERANCE = 1e-5
+"""minmax-scaled training rows can land a float32 rounding outside [0, 1]; that is no error."""
+
+Progress = Callable[[int, int, float, float], None]
+ShouldStop = Callable[[], bool]
+LossFn = Callable[[Autoencoder, torch.Tensor], torch.Tensor]
+
+
+class TrainingCancelled(Exception):
+    """`should_stop()` asked the run to end; nothing is published."""
+
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite, almost always from too large a learning rate."""
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    epoch: int
+    train_loss: float
+    val_loss: float
+
+
+@dataclass
+class TrainResult:
+    """The best model (on the CPU, in eval mode) and everything the export needs to describe it."""
+
+    model: Autoencoder
+    config: TrainConfig  # resolved for the data's input dimension
+    scaling: Scaling
+    validation_rows: np.ndarray  # raw float32 [n_val, d]; also the calibration set
+    rows_train: int
+    best_epoch: int
+    seconds: float
+    device: str
+    history: list[EpochStats] = field(default_factory=list)
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
+
+    @property
+    def best(self) -> EpochStats:
+        return self.history[self.best_epoch - 1]
+
+
+def split_rows(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffled row indices (train, validation) for n rows."""
+    n_val = round(n * validation_fraction)
+    if n_val < 1 or n_val >= n:
+        raise DataError(
+            f"validation_fraction {validation_fraction} of {n} rows leaves "
+            f"{n_val} validation and {n - n_val} training rows; both need at least one"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    return order[n_val:], order[:n_val]
+
+
+def check_bce_range(scaled: np.ndarray, scaling: str) -> None:
+    """BCE targets must be probabilities; say which column is not and what to change."""
+    low, high = scaled.min(axis=0), scaled.max(axis=0)
+    outside = np.flatnonzero((low < -BCE_RANGE_TOLERANCE) | (high > 1 + BCE_RANGE_TOLERANCE))
+    if outside.size:
+        column = int(outside[0])
+        more = f" ({outside.size} columns in all)" if outside.size > 1 else ""
+        raise ConfigError(
+            f"loss 'bce' needs inputs in [0, 1] after scaling; with scaling {scaling!r} "
+            f"column {column} ranges {low[column]:.4g}..{high[column]:.4g}{more}: "
+            "use scaling 'minmax' or loss 'mse'"
+        )
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was requested but CUDA is not available here")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def make_loss_fn(loss: str) -> LossFn:
+    """Mean loss of a batch of scaled rows [b, d] against their reconstructions."""
+    if loss == "bce":
+        # From the logits: log-sum-exp form, finite even where the sigmoid saturates.
+        return lambda model, s: F.binary_cross_entropy_with_logits(
+            model.decode_logits(model.encode(s)), s
+        )
+    return lambda model, s: F.mse_loss(model(s), s)
+
+
+def make_optimizer(model: Autoencoder, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(
+            model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+    return torch.optim.Adam(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+
+
+def train_one_epoch(
+    model: Autoencoder,
+    X_train: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    batch_size: int,
+    generator: torch.Generator,
+) -> float:
+    """One pass over X_train [n, d] in a seeded random order; the mean loss per row."""
+    model.train()
+    n = X_train.shape[0]
+    # The permutation is drawn on the CPU generator so the order does not depend on the device.
+    order = torch.randperm(n, generator=generator).to(X_train.device)
+    total = torch.zeros((), device=X_train.device)
+    for start in range(0, n, batch_size):
+        batch = X_train[order[start : start + batch_size]]  # [b, d]
+        loss = loss_fn(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        total += loss.detach() * batch.shape[0]  # stays on the device: no sync per batch
+    return float(total) / n
+
+
+@torch.no_grad()
+def evaluate(model: Autoencoder, X: torch.Tensor, loss_fn: LossFn, batch_size: int) -> float:
+    """Mean loss per row of X [n, d], in batches so memory stays bounded."""
+    model.eval()
+    total = torch.zeros((), device=X.device)
+    for start in range(0, X.shape[0], batch_size):
+        batch = X[start : start + batch_size]
+        total += loss_fn(model, batch) * batch.shape[0]
+    return float(total) / X.shape[0]
+
+
+def fit(
+    X: np.ndarray,
+    config: TrainConfig,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+) -> TrainResult:
+    """Train on raw rows X [n, d]; return the weights of the epoch with the lowest val loss."""
+    started = time.perf_counter()
+    check_training_rows(X, MIN_ROWS)
+    config = config.resolve(X.shape[1])
+    train_idx, val_idx = split_rows(X.shape[0], config.validation_fraction, config.seed)
+    scaling = fit_scaling(X[train_idx], config.scaling, config.loss)
+    if config.loss == "bce":
+        check_bce_range(scaling.unclipped(X[train_idx]), config.scaling)
+
+    device = pick_device(config.device)
+    scaled = torch.from_numpy(scaling.apply(X)).to(device)  # [n, d]
+    S_train, S_val = scaled[torch.from_numpy(train_idx)], scaled[torch.from_numpy(val_idx)]
+
+    # Seed a private RNG stream so callers' global torch state is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = Autoencoder.from_config(config, X.shape[1]).to(device)
+    generator = torch.Generator().manual_seed(config.seed)
+    optimizer = make_optimizer(model, config)
+    loss_fn = make_loss_fn(config.loss)
+    batch_size = config.batch_size
+
+    history: list[EpochStats] = []
+    best_epoch, best_val = 0, math.inf
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    for epoch in range(1, config.epochs + 1):
+        if should_stop is not None and should_stop():
+            raise TrainingCancelled(f"training cancelled at epoch {epoch}")
+        train_loss = train_one_epoch(model, S_train, optimizer, loss_fn, batch_size, generator)
+        val_loss = evaluate(model, S_val, loss_fn, batch_size)
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            raise TrainingDiverged(
+                f"training diverged at epoch {epoch} (train loss {train_loss}, val loss "
+                f"{val_loss}); lower learning_rate (now {config.learning_rate})"
+            )
+        history.append(EpochStats(epoch, train_loss, val_loss))
+        if progress is not None:
+            progress(epoch, config.epochs, train_loss, val_loss)
+        if val_loss < best_val:
+            best_epoch, best_val = epoch, val_loss
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif (
+            config.early_stopping_patience and epoch - best_epoch >= config.early_stopping_patience
+        ):
+            break
+
+    model.load_state_dict(best_state)
+    return TrainResult(
+        model=model.cpu().eval(),
+        config=config,
+        scaling=scaling,
+        validation_rows=X[val_idx].astype(np.float32),
+        rows_train=len(train_idx),
+        best_epoch=best_epoch,
+        seconds=time.perf_counter() - started,
+        device=device.type,
+        history=history,
+    )

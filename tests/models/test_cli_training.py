@@ -1,0 +1,124 @@
+"""`aeserve train`, `models` and `promote` through typer, as a user types them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from service.cli import training
+from service.repository import ModelRepository
+
+REPO_ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture
+def cli() -> typer.Typer:
+    app = typer.Typer()
+    app.command()(training.train)
+    app.command()(training.models)
+    app.command()(training.promote)
+    return app
+
+
+@pytest.fixture
+def rows(tmp_path: Path, cardio: np.ndarray) -> Path:
+    path = tmp_path / "rows.npy"
+    np.save(path, cardio[:300])
+    return path
+
+
+def run(cli: typer.Typer, *args: str | Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, [str(arg) for arg in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_train_publishes_a_new_version_each_run(
+    cli: typer.Typer, rows: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "repo"
+    for expected in (1, 2):
+        code, out, _ = run(
+            cli, "train", rows, "--name", "demo", "--promote", "--epochs", "3",
+            "--repository", root, "--hidden-dims", "12,8", "--latent-dim", "4",
+            "--loss", "mse", "--optimizer", "rmsprop", "--seed", "3",
+        )  # fmt: skip
+        assert code == 0, out
+        assert f"published demo version {expected} (active): 3 epochs" in out
+    manifest = ModelRepository(root).manifest("demo", 2)
+    assert manifest["config"]["hidden_dims"] == [12, 8]
+    assert manifest["config"]["optimizer"] == "rmsprop"
+    assert manifest["config"]["seed"] == 3
+
+
+def test_repository_defaults_to_the_setting(
+    cli: typer.Typer, rows: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AESERVE_MODEL_REPOSITORY", str(tmp_path / "from-env"))
+    code, out, _ = run(cli, "train", rows, "--name", "demo", "--epochs", "1")
+    assert code == 0, out
+    assert ModelRepository(tmp_path / "from-env").versions("demo") == [1]
+
+
+def test_models_lists_and_promote_switches(cli: typer.Typer, rows: Path, tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    for _ in range(2):
+        assert (
+            run(cli, "train", rows, "--name", "demo", "--epochs", "1", "--repository", root)[0] == 0
+        )
+    code, out, _ = run(cli, "models", "--repository", root)
+    assert code == 0
+    assert "demo" in out and "1, 2" in out and "21" in out
+    code, out, _ = run(cli, "promote", "demo", "2", "--repository", root)
+    assert (code, out.strip()) == (0, "model demo version 2 is now active")
+    assert ModelRepository(root).active_version("demo") == 2
+
+
+def test_models_on_an_empty_repository(cli: typer.Typer, tmp_path: Path) -> None:
+    code, out, _ = run(cli, "models", "--repository", tmp_path / "empty")
+    assert (code, out.strip()) == (0, f"no models in {tmp_path / 'empty'}")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.npy"], "error: missing.npy: no such file"),
+        (
+            ["ROWS", "--latent-dim", "30"],
+            "error: latent_dim 30 must be smaller than the 21 input features",
+        ),
+        (["ROWS", "--hidden-dims", "8,x"], "error: --hidden-dims '8,x' is not a comma-separated"),
+        (["ROWS", "--validation-fraction", "1.5"], "error: --validation-fraction: Input should"),
+        (
+            ["ROWS", "--loss", "bce", "--scaling", "standard"],
+            "error: loss 'bce' needs inputs in [0, 1] after scaling",
+        ),
+    ],
+)
+def test_train_errors_exit_2_without_a_traceback(
+    cli: typer.Typer, rows: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    args = [str(rows) if arg == "ROWS" else arg for arg in args]
+    code, out, err = run(
+        cli, "train", *args, "--name", "demo", "--epochs", "1", "--repository", tmp_path / "repo"
+    )
+    assert code == 2
+    assert err.startswith(message), err
+    assert "Traceback" not in out + err
+
+
+def test_promote_unknown_version(cli: typer.Typer, rows: Path, tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    run(cli, "train", rows, "--name", "demo", "--epochs", "1", "--repository", root)
+    code, _, err = run(cli, "promote", "demo", "9", "--repository", root)
+    assert (code, err.strip()) == (2, "error: model 'demo' has no version 9")
+
+
+def test_importing_the_commands_does_not_load_torch() -> None:
+    code = "import sys, service.cli.training; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
