@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from service.cli import serving, training
+
 app = typer.Typer(
     name="aeserve",
     help="Serve, train and explain autoencoders for anomaly detection.",
@@ -18,6 +20,7 @@ def main() -> None:
     """Serve, train and explain autoencoders for anomaly detection."""
 
 
-from service.cli import serving  # noqa: E402
-
 app.command()(serving.serve)
+app.command()(training.train)
+app.command()(training.models)
+app.command()(training.promote)
