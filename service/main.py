@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 
 from service.app import create_app
@@ -9,4 +11,6 @@ from service.settings import Settings
 
 
 def app_from_environment() -> FastAPI:
+    # uvicorn configures only its own loggers; the service's (loads, swaps, refusals) need one too.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     return create_app(Settings())
