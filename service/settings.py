@@ -46,3 +46,18 @@ class Settings(BaseSettings):
     """Celery broker and result backend (Redis) when `job_backend` is `celery`."""
     max_concurrent_jobs: int = Field(default=1, ge=1)
     """Training jobs the local backend runs at once; the rest wait in order."""
+    data_dir: Path | None = None
+    """Uploaded and inline training data; unset means `<model_repository>/.datasets`. Celery
+    workers must see the same folder."""
+    jobs_db: Path | None = None
+    """SQLite file of the local job backend; unset means `<model_repository>/.jobs.sqlite`."""
+    job_heartbeat_timeout_s: float = Field(default=15.0, gt=0)
+    """A running job whose training process has sent no heartbeat for this long has failed."""
+
+    @property
+    def datasets_path(self) -> Path:
+        return self.data_dir or self.model_repository / ".datasets"
+
+    @property
+    def jobs_db_path(self) -> Path:
+        return self.jobs_db or self.model_repository / ".jobs.sqlite"

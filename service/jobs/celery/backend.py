@@ -1,0 +1,139 @@
+"""The Celery backend as API processes see it: send tasks, read records, cancel.
+
+Any replica answers for any job: the record is the task's state in the result store (PROGRESS
+meta while it trains, the outcome when it is done) joined with the job index in Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from typing import Any
+
+from service.errors import Conflict, NotReady
+from service.jobs.celery.app import TRAIN_TASK, make_celery
+from service.jobs.celery.index import JobIndex
+from service.jobs.records import JobProgress, JobRecord, JobSpec, JobStatus, utc_now
+from service.jobs.training import INTERRUPTED
+from service.settings import Settings
+
+log = logging.getLogger("aeserve.jobs")
+
+COUNTED_JOBS = 1000
+"""The metrics count the newest jobs only: each one is a few Redis reads."""
+
+_STATES: dict[str, JobStatus] = {
+    "PENDING": "queued",
+    "RECEIVED": "queued",
+    "STARTED": "running",
+    "PROGRESS": "running",
+    "RETRY": "running",
+    "FAILURE": "failed",
+    "REVOKED": "cancelled",
+}
+
+
+def failure_message(exc: object) -> str:
+    """Words for a task that broke rather than reporting an outcome (see worker.py)."""
+    if type(exc).__name__ == "WorkerLostError":
+        return f"interrupted: the worker process running this job died ({exc})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class CeleryBackend:
+    def __init__(self, settings: Settings) -> None:
+        self.celery = make_celery(settings.broker_url)
+        self.index = JobIndex.from_url(settings.broker_url, settings.job_heartbeat_timeout_s)
+
+    def start(self) -> None:
+        """Nothing to start: workers run elsewhere, and Redis is reached on first use."""
+
+    def stop(self) -> None:
+        self.index.client.close()
+        self.celery.close()
+
+    def submit(self, spec: JobSpec) -> JobRecord:
+        job_id = uuid.uuid4().hex
+        self.index.add(job_id, spec, utc_now())
+        try:
+            self.celery.send_task(
+                TRAIN_TASK,
+                kwargs={"job_id": job_id, "spec": spec.model_dump(mode="json")},
+                task_id=job_id,
+            )
+        except Exception as exc:
+            self.index.close(job_id, "failed", f"could not queue the job: {exc}")
+            raise NotReady(f"the job queue is unreachable: {exc}") from None
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> JobRecord:
+        entry = self.index.entry(job_id)
+        record = self._record(job_id, entry)
+        if record.status == "running" and "status" not in entry and not self.index.alive(job_id):
+            # No heartbeat: the worker was killed (kill -9, lost machine). Its job ends here.
+            if self.index.seal(job_id, "lost") == "cancelled":
+                self.index.close(job_id, "cancelled")
+            else:
+                self.index.close(job_id, "failed", INTERRUPTED)
+            log.warning("job %s: no heartbeat from its worker; given up", job_id)
+            record = self._record(job_id, self.index.entry(job_id))
+        return record
+
+    def list(self, limit: int) -> list[JobRecord]:
+        return [self.get(job_id) for job_id in self.index.newest(limit)]
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(record.status for record in self.list(COUNTED_JOBS)))
+
+    def cancel(self, job_id: str) -> JobRecord:
+        record = self.get(job_id)
+        if record.finished:
+            raise Conflict(
+                f"job {job_id!r} has already finished ({record.status}); "
+                "only queued or running jobs can be cancelled"
+            )
+        fate = self.index.seal(job_id, "cancelled")
+        if fate == "publishing":
+            raise Conflict(f"job {job_id!r} is publishing its model and can no longer be cancelled")
+        if fate == "cancelled":
+            # A queued task is dropped when a worker receives it; a running one is killed.
+            self.celery.control.revoke(job_id, terminate=True, signal="SIGTERM")
+            self.index.close(job_id, "cancelled")
+        return self.get(job_id)
+
+    def _record(self, job_id: str, entry: dict[str, str]) -> JobRecord:
+        spec = JobSpec.model_validate_json(entry["spec"])
+        meta = self.celery.backend.get_task_meta(job_id)
+        state, info = meta["status"], meta.get("result")
+        report: dict[str, Any] = info if isinstance(info, dict) else {}
+        fields: dict[str, Any] = {
+            "job_id": job_id,
+            "name": spec.name,
+            "dataset": spec.dataset,
+            "created_at": entry["created_at"],
+            "started_at": report.get("started_at"),
+            "progress": report.get("progress") or JobProgress(epochs=spec.epochs),
+            "history": report.get("history", []),
+        }
+        if state == "SUCCESS":  # the task reported the job's outcome
+            fields.update(
+                status=report["status"],
+                result=report.get("result"),
+                error=report.get("error"),
+                finished_at=report.get("finished_at"),
+            )
+        else:
+            fields["status"] = _STATES.get(state, "queued")
+            if state in ("FAILURE", "REVOKED"):
+                fields["finished_at"] = meta.get("date_done")
+            if state == "FAILURE":
+                fields["error"] = failure_message(info)
+        if "status" in entry:  # decided by an API process: cancelled, or its worker was lost
+            fields.update(
+                status=entry["status"],
+                error=entry.get("error"),
+                finished_at=entry["finished_at"],
+                result=None,
+            )
+        return JobRecord.model_validate(fields)

@@ -1,0 +1,31 @@
+"""Starting and stopping the job backend with the app."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi import FastAPI
+
+from service.jobs import create_backend
+from service.jobs.datasets import DatasetStore
+from service.jobs.metrics import watch_job_counts
+from service.metrics import Metrics
+from service.settings import Settings
+
+
+@contextmanager
+def training_jobs(app: FastAPI) -> Iterator[None]:
+    """Put the backend and the dataset store on `app.state` while the app runs."""
+    state = app.state
+    settings: Settings = state.settings
+    metrics: Metrics = state.metrics
+    backend = create_backend(settings)
+    backend.start()
+    state.jobs = backend
+    state.datasets = DatasetStore(settings.datasets_path)
+    watch_job_counts(metrics.jobs, backend)
+    try:
+        yield
+    finally:
+        backend.stop()

@@ -1,0 +1,211 @@
+"""The local backend: each job in its own process, at most `max_concurrent_jobs` at once
+across all API processes of this machine, the rest queued in submission order.
+
+Every API process runs a dispatcher thread. Dispatchers share nothing but the SQLite file:
+a job runs under the dispatcher that claimed it (one atomic UPDATE), which starts its training
+process, stops it when a client cancels it, and records a crash. Jobs whose training process and
+dispatcher are both gone (the server was killed) are marked failed, "interrupted".
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from service.jobs.local.store import JobStore, RunningJob
+from service.jobs.records import JobRecord, JobSpec
+from service.jobs.training import INTERRUPTED
+from service.settings import Settings
+
+log = logging.getLogger("aeserve.jobs")
+
+TICK_S = 0.25
+"""How often a dispatcher looks for finished processes, cancellations and free slots."""
+TERMINATE_GRACE_S = 5.0
+"""A cancelled training process gets SIGTERM, then SIGKILL after this long."""
+CANCEL_WAIT_S = 10.0
+"""DELETE /jobs/{id} waits this long for a running job to stop before answering."""
+SHUTDOWN_WAIT_S = 30.0
+SHUTDOWN = "interrupted: the server shut down while the job was running; submit it again"
+
+
+@dataclass
+class _Child:
+    process: subprocess.Popen[bytes]
+    terminated_at: float | None = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def exit_message(returncode: int) -> str:
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        return f"interrupted: the training process was killed ({name}) before it finished"
+    return (
+        f"interrupted: the training process exited with status {returncode} before it "
+        "finished; the server log has the details"
+    )
+
+
+class LocalBackend:
+    def __init__(self, settings: Settings) -> None:
+        self.store = JobStore(settings.jobs_db_path)
+        self._repository = settings.model_repository.resolve()
+        self._data_dir = settings.datasets_path.resolve()
+        self._max_running = settings.max_concurrent_jobs
+        self._heartbeat_timeout_s = settings.job_heartbeat_timeout_s
+        self._host = socket.gethostname()
+        # The token tells this process apart from an earlier one that had the same pid.
+        self._owner = f"{self._host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._children: dict[str, _Child] = {}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="job-dispatcher", daemon=True)
+
+    # -- JobBackend -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.store.initialise()
+        self._recover(self.store.running())
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._stop_children()
+
+    def submit(self, spec: JobSpec) -> JobRecord:
+        record = self.store.insert(spec)
+        self._wake.set()
+        return record
+
+    def get(self, job_id: str) -> JobRecord:
+        return self.store.get(job_id)
+
+    def list(self, limit: int) -> list[JobRecord]:
+        return self.store.list(limit)
+
+    def counts(self) -> dict[str, int]:
+        return self.store.counts()
+
+    def cancel(self, job_id: str) -> JobRecord:
+        record = self.store.request_cancel(job_id)
+        self._wake.set()
+        # The dispatcher that owns the job (maybe in another API process) stops it within a tick.
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while not record.finished and time.monotonic() < deadline:
+            time.sleep(0.05)
+            record = self.store.get(job_id)
+        return record
+
+    # -- dispatching ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._tick()
+            except Exception:  # a locked or briefly unreadable database: try again next tick
+                log.exception("job dispatcher tick failed")
+            self._wake.wait(TICK_S)
+            self._wake.clear()
+
+    def _tick(self) -> None:
+        self._reap()
+        running = self.store.running()
+        self._stop_cancelled(running)
+        self._recover(running)
+        while not self._stopping.is_set():
+            job_id = self.store.claim_next(self._owner, self._max_running)
+            if job_id is None:
+                break
+            self._spawn(job_id)
+
+    def _spawn(self, job_id: str) -> None:
+        command = [
+            sys.executable, "-m", "service.jobs.local.runner",
+            "--db", str(self.store.path.resolve()),
+            "--job", job_id,
+            "--repository", str(self._repository),
+            "--data-dir", str(self._data_dir),
+            "--heartbeat-s", str(min(1.0, self._heartbeat_timeout_s / 5)),
+        ]  # fmt: skip
+        try:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            self.store.give_up(job_id, f"could not start a training process: {exc}")
+            return
+        self._children[job_id] = _Child(process)
+        self.store.set_pid(job_id, process.pid)
+        log.info("job %s: training in process %d", job_id, process.pid)
+
+    def _reap(self) -> None:
+        for job_id, child in list(self._children.items()):
+            returncode = child.process.poll()
+            if returncode is None:
+                continue
+            del self._children[job_id]
+            # A process that ended normally has recorded its outcome; this covers crashes and
+            # the SIGTERM of a cancellation (give_up makes that one `cancelled`).
+            if self.store.give_up(job_id, exit_message(returncode)):
+                log.warning("job %s: %s", job_id, exit_message(returncode))
+
+    def _stop_cancelled(self, running: builtins.list[RunningJob]) -> None:
+        now = time.monotonic()
+        for job in running:
+            child = self._children.get(job.job_id)
+            if child is None or job.fate != "cancelled":
+                continue
+            if child.terminated_at is None:
+                child.process.terminate()
+                child.terminated_at = now
+            elif now - child.terminated_at > TERMINATE_GRACE_S:
+                child.process.kill()
+
+    def _recover(self, running: builtins.list[RunningJob]) -> None:
+        """Fail the jobs whose training process and dispatcher are gone."""
+        for job in running:
+            gone = job.job_id not in self._children and self._is_gone(job)
+            if gone and self.store.give_up(job.job_id, INTERRUPTED):
+                log.warning("job %s: %s", job.job_id, INTERRUPTED)
+
+    def _is_gone(self, job: RunningJob) -> bool:
+        if time.time() - job.heartbeat_at > self._heartbeat_timeout_s:
+            return True
+        # On this machine a dead owner says so at once, without waiting for the heartbeat.
+        host, pid, _token = job.owner.rsplit(":", 2)
+        return host == self._host and not _alive(int(pid))
+
+    def _stop_children(self) -> None:
+        """On shutdown: stop training processes (a publishing one may finish), record why."""
+        fates = {job.job_id: job.fate for job in self.store.running()}
+        for job_id, child in self._children.items():
+            if fates.get(job_id) != "publishing":
+                child.process.terminate()
+        deadline = time.monotonic() + SHUTDOWN_WAIT_S
+        for job_id, child in self._children.items():
+            try:
+                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+            self.store.give_up(job_id, SHUTDOWN)
+        self._children.clear()

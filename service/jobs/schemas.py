@@ -1,0 +1,51 @@
+"""Request and response bodies of /train, /jobs and /datasets."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from models.config import TrainConfig
+from service.jobs.records import JobRecord, JobStatus
+from service.schemas import Rows
+
+
+class TrainData(BaseModel):
+    """Exactly one of `vectors` (inline rows) or `dataset` (an id from POST /datasets)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vectors: Rows | None = Field(default=None, description="Training rows, n × d.")
+    dataset: str | None = Field(default=None, description="Id returned by POST /datasets.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TrainData:
+        if (self.vectors is None) == (self.dataset is None):
+            raise ValueError("give exactly one of 'vectors' or 'dataset'")
+        return self
+
+
+class TrainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Model to train a new version of.", examples=["cardio"])
+    data: TrainData
+    config: TrainConfig = Field(
+        default_factory=TrainConfig, description="Training configuration; every field optional."
+    )
+    promote: bool = Field(default=True, description="Make the new version active on success.")
+
+
+class TrainResponse(BaseModel):
+    job_id: str
+    status: JobStatus
+
+
+class JobList(BaseModel):
+    jobs: list[JobRecord] = Field(description="Newest first.")
+
+
+class DatasetResponse(BaseModel):
+    dataset: str = Field(description="Id to use as `data.dataset` in POST /train.")
+    rows: int
+    dim: int
+    sha256: str = Field(description="Checksum of the stored float32 array (.npy).")
