@@ -14,7 +14,8 @@ from service.limits import BodySizeLimit
 from service.metrics import Metrics, MetricsMiddleware
 from service.registry import ModelRegistry
 from service.repository import ModelRepository
-from service.routes import health, inference, models
+from service.jobs.lifespan import training_jobs
+from service.routes import datasets, health, inference, jobs, models
 from service.runtime import RuntimeOptions
 from service.settings import Settings
 
@@ -43,7 +44,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ", ".join(f"{r.name} v{r.version}" for r in registry.loaded()) or "no models yet",
     )
     try:
-        yield
+        with training_jobs(app):
+            yield
     finally:
         registry.stop_watching()
 
@@ -56,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     handlers.install(app)
     app.include_router(inference.router)
     app.include_router(models.router)
+    app.include_router(jobs.router)
+    app.include_router(datasets.router)
     app.include_router(health.router)
     # Added last so it runs first: oversized bodies are refused before anything reads them.
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

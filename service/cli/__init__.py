@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from service.cli import serving, training
+from service.cli import serving, training, worker
 
 app = typer.Typer(
     name="aeserve",
@@ -21,6 +21,7 @@ def main() -> None:
 
 
 app.command()(serving.serve)
+app.command()(worker.worker)
 app.command()(training.train)
 app.command()(training.models)
 app.command()(training.promote)
