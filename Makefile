@@ -3,7 +3,8 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# The CPU build of PyTorch, pinned: a looser requirement pulls a multi-GB CUDA build.
+# PyTorch pinned: a looser requirement pulls a multi-GB CUDA build. Here pip takes the CPU wheel
+# that lies on disk; elsewhere install it first from https://download.pytorch.org/whl/cpu.
 TORCH  := torch==2.13.0
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
