@@ -15,7 +15,7 @@ from service.metrics import Metrics, MetricsMiddleware
 from service.registry import ModelRegistry
 from service.repository import ModelRepository
 from service.jobs.lifespan import training_jobs
-from service.routes import datasets, health, inference, jobs, models
+from service.routes import datasets, health, inference, jobs, models, v2
 from service.runtime import RuntimeOptions
 from service.settings import Settings
 
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(datasets.router)
     app.include_router(health.router)
+    app.include_router(v2.router)
     # Added last so it runs first: oversized bodies are refused before anything reads them.
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
