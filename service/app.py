@@ -10,11 +10,12 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from service import __version__, handlers
+from service.fastlane import InferenceFastLane
+from service.jobs.lifespan import training_jobs
 from service.limits import BodySizeLimit
 from service.metrics import Metrics, MetricsMiddleware
 from service.registry import ModelRegistry
 from service.repository import ModelRepository
-from service.jobs.lifespan import training_jobs
 from service.routes import datasets, health, inference, jobs, models, v2
 from service.runtime import RuntimeOptions
 from service.settings import Settings
@@ -63,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(v2.router)
     # Added last so it runs first: oversized bodies are refused before anything reads them.
+    if settings.inference_fast_lane:  # innermost: it sits in front of FastAPI's routing only
+        app.add_middleware(InferenceFastLane, fastapi=app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -1,4 +1,9 @@
-"""Dependencies, as `Annotated` aliases, so a route's signature reads like a sentence."""
+"""Dependencies, as `Annotated` aliases, so a route's signature reads like a sentence.
+
+The aliases resolve through `async def` functions although none of them awaits anything: FastAPI
+runs a plain `def` dependency in its threadpool, a thread hop per dependency per request, which
+cost the inference routes more than the inference itself. The plain getters stay for direct calls.
+"""
 
 from __future__ import annotations
 
@@ -42,22 +47,39 @@ def get_repository(request: Request) -> ModelRepository:
     return repository
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
-RepositoryDep = Annotated[ModelRepository, Depends(get_repository)]
+async def _settings(request: Request) -> Settings:
+    return get_settings(request)
+
+
+async def _metrics(request: Request) -> Metrics:
+    return get_metrics(request)
+
+
+async def _registry(request: Request) -> ModelRegistry:
+    return get_registry(request)
+
+
+async def _repository(request: Request) -> ModelRepository:
+    return get_repository(request)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
+RegistryDep = Annotated[ModelRegistry, Depends(_registry)]
+RepositoryDep = Annotated[ModelRepository, Depends(_repository)]
 AcceptDep = Annotated[str | None, Header(include_in_schema=False)]
 
 
-def require_key(
+async def require_key(
     settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
 ) -> None:
     check_key(settings, authorization)
 
 
-def require_key_for_inference(
-    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+async def require_key_for_inference(
+    request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> None:
+    settings = get_settings(request)
     if settings.inference_requires_key:
         check_key(settings, authorization)
 
@@ -66,15 +88,15 @@ AdminKey = Depends(require_key)
 InferenceKey = Depends(require_key_for_inference)
 
 
-def get_runtime(
+async def get_runtime(
     request: Request,
-    registry: RegistryDep,
     model: Annotated[str | None, Query(description="Model name; default model if omitted.")] = None,
     version: Annotated[
         int | None, Query(ge=1, description="Model version; the active one if omitted.")
     ] = None,
 ) -> ModelRuntime:
-    runtime = registry.get(model, version)
+    # Loading a version that is not cached blocks, so only that rare case leaves the event loop.
+    runtime = await get_registry(request).get_async(model, version)
     # Read by the metrics middleware to label the request.
     request.state.model_name = runtime.name
     request.state.model_version = runtime.version
@@ -95,6 +117,23 @@ class Batch:
 BatchSchema = type[EncodeRequest | ReconstructRequest | ScoreRequest | DecodeRequest]
 
 
+def build_batch(
+    body: bytes,
+    content_type: str,
+    schema: BatchSchema,
+    runtime: ModelRuntime,
+    metrics: Metrics,
+    route: str,
+    threshold: float | None = None,
+    explain: bool = False,
+) -> Batch:
+    """The request's matrix, checked against the model, and its /score options."""
+    dim = runtime.latent_dim if schema is DecodeRequest else runtime.input_dim
+    array, parsed = read_batch(body, content_type, schema, dim, runtime.label)
+    metrics.observe_batch(route, runtime.name, len(array))
+    return Batch(array, score_options(parsed, threshold, explain))
+
+
 def _batch_reader(schema: BatchSchema) -> Callable[..., Awaitable[Batch]]:
     async def read(
         request: Request,
@@ -105,14 +144,10 @@ def _batch_reader(schema: BatchSchema) -> Callable[..., Awaitable[Batch]]:
         explain: Annotated[bool, Query(include_in_schema=False)] = False,
     ) -> Batch:
         body = await request.body()
-        dim = runtime.latent_dim if schema is DecodeRequest else runtime.input_dim
-        label = f"model {runtime.name!r} v{runtime.version}"
-        array, parsed = read_batch(
-            body, request.headers.get("content-type", ""), schema, dim, label
-        )
         route = getattr(request.scope.get("route"), "path", request.url.path)
-        get_metrics(request).observe_batch(route, runtime.name, len(array))
-        return Batch(array, score_options(parsed, threshold, explain))
+        content_type = request.headers.get("content-type", "")
+        metrics = get_metrics(request)
+        return build_batch(body, content_type, schema, runtime, metrics, route, threshold, explain)
 
     return read
 

@@ -1,12 +1,20 @@
-"""Prometheus metrics: one registry per app, and the ASGI middleware that times every request."""
+"""Prometheus metrics: one registry per app, and the ASGI middleware that times every request.
+
+Both run on every inference request, so they avoid Python work per row or per label lookup: score
+histograms are filled with one numpy pass per response, and labelled children are cached.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -14,7 +22,48 @@ if TYPE_CHECKING:
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
 _ROW_BUCKETS = tuple(float(2**i) for i in range(14))
-_SCORE_BUCKETS = (*(10.0**e for e in range(-6, 4)), float("inf"))
+_SCORE_BUCKETS = tuple(10.0**e for e in range(-6, 4))  # and +Inf
+
+
+class ScoreHistogram:
+    """`aeserve_scores`: a Prometheus histogram per model, filled a whole batch at a time."""
+
+    def __init__(self, name: str, documentation: str, bounds: tuple[float, ...]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self._bounds = np.array(bounds, dtype=np.float64)
+        # The `le` labels exactly as prometheus_client writes them for its own histograms.
+        self._les = [*(floatToGoString(b) for b in bounds), "+Inf"]  # type: ignore[no-untyped-call]
+        self._counts: dict[str, np.ndarray[Any, np.dtype[np.int64]]] = {}
+        self._sums: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, model: str, values: np.ndarray[Any, Any]) -> None:
+        # Bucket i counts bounds[i-1] < v <= bounds[i] (Prometheus' `le`); the last one is +Inf.
+        slots = np.searchsorted(self._bounds, values, side="left")
+        counts = np.bincount(slots, minlength=self._bounds.size + 1)
+        total = float(values.sum(dtype=np.float64))
+        with self._lock:
+            if model in self._counts:
+                self._counts[model] += counts
+                self._sums[model] += total
+            else:
+                self._counts[model] = counts.astype(np.int64)
+                self._sums[model] = total
+
+    def describe(self) -> Iterator[Metric]:
+        yield HistogramMetricFamily(self.name, self.documentation, labels=["model"])
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=["model"])
+        with self._lock:
+            snapshot = {
+                model: (counts.copy(), self._sums[model]) for model, counts in self._counts.items()
+            }
+        for model, (counts, total) in sorted(snapshot.items()):
+            cumulative = np.cumsum(counts).tolist()
+            family.add_metric([model], list(zip(self._les, cumulative, strict=True)), total)
+        yield family
 
 
 class Metrics:
@@ -40,13 +89,10 @@ class Metrics:
             buckets=_ROW_BUCKETS,
             registry=self.registry,
         )
-        self.scores = Histogram(
-            "aeserve_scores",
-            "Anomaly scores (reconstruction loss) returned.",
-            ["model"],
-            buckets=_SCORE_BUCKETS,
-            registry=self.registry,
+        self.scores = ScoreHistogram(
+            "aeserve_scores", "Anomaly scores (reconstruction loss) returned.", _SCORE_BUCKETS
         )
+        self.registry.register(self.scores)
         self.anomalies = Counter(
             "aeserve_anomalies", "Rows flagged as anomalies.", ["model"], registry=self.registry
         )
@@ -60,14 +106,33 @@ class Metrics:
             "aeserve_jobs", "Training jobs by status.", ["status"], registry=self.registry
         )
 
+        # Labelled children by label values: `labels()` validates and locks on every call.
+        self._request_children: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        self._batch_children: dict[tuple[str, str], Any] = {}
+
+    def observe_request(
+        self, route: str, method: str, model: str, version: str, status: str, seconds: float
+    ) -> None:
+        key = (route, method, model, version, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route, method, model, version, status),
+                self.latency.labels(route, model, version, status),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
     def observe_batch(self, route: str, model: str, rows: int) -> None:
-        self.batch_rows.labels(route, model).observe(rows)
+        child = self._batch_children.get((route, model))
+        if child is None:
+            child = self._batch_children[(route, model)] = self.batch_rows.labels(route, model)
+        child.observe(rows)
 
     def observe_score_result(self, model: str, result: ScoreResult) -> None:
-        histogram = self.scores.labels(model)
-        for value in result.scores.tolist():
-            histogram.observe(value)
-        flagged = int(result.anomalies.sum())
+        self.scores.observe(model, result.scores)
+        flagged = int(np.count_nonzero(result.anomalies))
         if flagged:
             self.anomalies.labels(model).inc(flagged)
 
@@ -104,6 +169,6 @@ class MetricsMiddleware:
             state = scope.get("state", {})
             model = str(state.get("model_name", ""))
             version = str(state.get("model_version", ""))
-            labels = (route, model, version, str(status))
-            self.metrics.requests.labels(route, scope["method"], model, version, str(status)).inc()
-            self.metrics.latency.labels(*labels).observe(time.perf_counter() - start)
+            self.metrics.observe_request(
+                route, scope["method"], model, version, str(status), time.perf_counter() - start
+            )

@@ -79,12 +79,19 @@ def rows_to_array(
     rows: Sequence[Sequence[float]], field: str, expected_dim: int, label: str
 ) -> np.ndarray:
     """Pack validated rows into float32; a ragged batch is named by its first odd row."""
-    for i, row in enumerate(rows):
-        if len(row) != expected_dim:
-            raise InvalidInput(
-                f"{field}: row {i} has {len(row)} values; {label} expects {expected_dim}"
-            )
-    return np.array(rows, dtype=np.float32)
+    try:
+        array = np.array(rows, dtype=np.float32)
+    except ValueError:  # ragged: NumPy refuses it, and the loop below names the row
+        array = None
+    if array is None or array.shape[1:] != (expected_dim,):
+        # Only a batch that is wrong pays for a Python pass over its rows.
+        for i, row in enumerate(rows):
+            if len(row) != expected_dim:
+                raise InvalidInput(
+                    f"{field}: row {i} has {len(row)} values; {label} expects {expected_dim}"
+                )
+    assert array is not None
+    return array
 
 
 def _is_npy(content_type: str) -> bool:

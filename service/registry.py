@@ -12,6 +12,7 @@ event loop out of it entirely and works the same under uvicorn, the CLI and plai
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import OrderedDict
@@ -91,6 +92,15 @@ class ModelRegistry:
             if is_default:
                 raise NotReady(f"the default model {name!r} is not loaded") from None
             raise
+
+    async def get_async(self, name: str | None = None, version: int | None = None) -> ModelRuntime:
+        """`get` for coroutines: an active version answers at once, anything else (which may read
+        or load from disk) is looked up in a worker thread."""
+        active = self._active
+        runtime = active.get(self._default_name(active) if name is None else name)
+        if runtime is not None and version in (None, runtime.version):
+            return runtime
+        return await asyncio.to_thread(self.get, name, version)
 
     def _default_name(self, active: dict[str, ModelRuntime]) -> str:
         if self.default_model:

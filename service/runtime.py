@@ -4,6 +4,10 @@ A `ModelRuntime` holds one `InferenceSession` per graph of a verified version fo
 docs/artifacts.md), created once and shared by every request: `InferenceSession.run` is
 thread-safe. Every public method takes an n × d batch and returns arrays; validation raises
 `InvalidInput` with a message that names the row and the dimension the model expects.
+
+The `*_async` methods do the same for coroutines: they validate on the caller's thread, then hand
+the rows to the version's `DynamicBatcher`, which merges concurrent requests into one session run
+on a worker thread (see service/batching.py).
 """
 
 from __future__ import annotations
@@ -12,15 +16,16 @@ import json
 import logging
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from service.batching import DynamicBatcher
 from service.errors import CorruptVersion, InvalidInput
 
 if TYPE_CHECKING:
@@ -66,6 +71,11 @@ class RuntimeOptions:
     inter_op_threads: int = 1
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
     max_batch: int = 8192
+    dynamic_batching: bool = True
+    max_batch_rows: int = 256
+    max_queue_delay_us: int = 0
+    cpu_mem_arena: bool = True
+    mem_pattern: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RuntimeOptions:
@@ -75,6 +85,11 @@ class RuntimeOptions:
             inter_op_threads=settings.inter_op_threads,
             graph_optimization=settings.graph_optimization,
             max_batch=settings.max_batch,
+            dynamic_batching=settings.dynamic_batching,
+            max_batch_rows=settings.max_batch_rows,
+            max_queue_delay_us=settings.max_queue_delay_us,
+            cpu_mem_arena=settings.cpu_mem_arena,
+            mem_pattern=settings.mem_pattern,
         )
 
     def session_options(self) -> ort.SessionOptions:
@@ -82,6 +97,8 @@ class RuntimeOptions:
         options.intra_op_num_threads = self.intra_op_threads
         options.inter_op_num_threads = self.inter_op_threads
         options.graph_optimization_level = _OPTIMIZATION[self.graph_optimization]
+        options.enable_cpu_mem_arena = self.cpu_mem_arena
+        options.enable_mem_pattern = self.mem_pattern
         options.log_severity_level = 3  # errors only: warnings would repeat on every load
         return options
 
@@ -222,6 +239,14 @@ class ModelRuntime:
             "x": self.check_vectors,
             "codes": self.check_codes,
         }
+        # One batcher per loaded version: a newer version gets its own, this one drains.
+        self._batcher = DynamicBatcher(
+            self._run_batch,
+            max_rows=options.max_batch_rows,
+            max_delay_s=options.max_queue_delay_us / 1e6,
+            enabled=options.dynamic_batching,
+            name=f"aeserve-batcher-{self.name}-v{self.version}",
+        )
 
     def __repr__(self) -> str:
         return f"<ModelRuntime {self.name} v{self.version}>"
@@ -287,27 +312,41 @@ class ModelRuntime:
         self, x: npt.ArrayLike, threshold: float | None = None, explain: bool = False
     ) -> ScoreResult:
         """Anomaly scores, flags against `threshold` (default: the calibrated one), p-values."""
-        if threshold is None:
-            threshold = self.threshold
-        elif not math.isfinite(threshold):
-            raise InvalidInput("threshold must be a finite number")
+        threshold = self._threshold(threshold)
         outputs = ["scores", "feature_errors"] if explain else ["scores"]
         results = self._run("autoencoder", outputs, {"x": self.check_vectors(x)})
+        return self._score_result(results, threshold)
+
+    def _threshold(self, threshold: float | None) -> float:
+        if threshold is None:
+            return self.threshold
+        if not math.isfinite(threshold):
+            raise InvalidInput("threshold must be a finite number")
+        return float(threshold)
+
+    def _score_result(self, results: Sequence[FloatArray], threshold: float) -> ScoreResult:
         scores: npt.NDArray[np.float32] = results[0].reshape(-1)
         n_cal = self.calibration.size
         at_least = n_cal - np.searchsorted(self.calibration, scores, side="left")
         return ScoreResult(
             scores=scores,
-            threshold=float(threshold),
+            threshold=threshold,
             anomalies=scores > threshold,
             p_values=((1.0 + at_least) / (n_cal + 1.0)).astype(np.float64),
-            feature_errors=results[1] if explain else None,
+            feature_errors=results[1] if len(results) > 1 else None,
         )
 
     def infer(
         self, graph: str, inputs: dict[str, np.ndarray[Any, Any]], outputs: list[str]
     ) -> dict[str, np.ndarray[Any, Any]]:
         """Run one graph by tensor names (for the Open Inference Protocol); [] means all outputs."""
+        wanted, feeds = self._plan(graph, inputs, outputs)
+        return dict(zip(wanted, self._run(graph, wanted, feeds), strict=True))
+
+    def _plan(
+        self, graph: str, inputs: dict[str, np.ndarray[Any, Any]], outputs: list[str]
+    ) -> tuple[list[str], dict[str, FloatArray]]:
+        """The outputs to fetch and the validated feeds of an `infer` call."""
         session = self._sessions.get(graph)
         if session is None:
             raise InvalidInput(f"{self.label} has no graph {graph!r}; it has {', '.join(GRAPHS)}")
@@ -327,7 +366,7 @@ class ModelRuntime:
                     f"{graph} has no output {name!r}; it gives {', '.join(known_outputs)}"
                 )
         feeds = {name: self._checks[name](value) for name, value in inputs.items()}
-        return dict(zip(wanted, self._run(graph, wanted, feeds), strict=True))
+        return wanted, feeds
 
     def _run(
         self, graph: str, outputs: list[str], feeds: dict[str, FloatArray]
@@ -335,6 +374,49 @@ class ModelRuntime:
         # Only the named outputs are computed and copied out: scoring skips feature_errors.
         results: list[FloatArray] = self._sessions[graph].run(outputs, feeds)
         return results
+
+    # -- the same, batched with concurrent requests ----------------------------------------------
+
+    async def encode_async(self, x: npt.ArrayLike) -> FloatArray:
+        """`encode`, merged with concurrent requests into one session run off the event loop."""
+        (codes,) = await self._batcher.submit(("encoder", ("codes",)), self.check_vectors(x))
+        return codes
+
+    async def decode_async(self, z: npt.ArrayLike) -> FloatArray:
+        """`decode`, batched like `encode_async`."""
+        key = ("decoder", ("reconstructions",))
+        (reconstructions,) = await self._batcher.submit(key, self.check_codes(z))
+        return reconstructions
+
+    async def reconstruct_async(self, x: npt.ArrayLike) -> FloatArray:
+        """`reconstruct`, batched like `encode_async`."""
+        key = ("autoencoder", ("reconstructions",))
+        (reconstructions,) = await self._batcher.submit(key, self.check_vectors(x))
+        return reconstructions
+
+    async def score_async(
+        self, x: npt.ArrayLike, threshold: float | None = None, explain: bool = False
+    ) -> ScoreResult:
+        """`score`, batched like `encode_async`; thresholds and p-values stay per request."""
+        threshold = self._threshold(threshold)
+        key = ("autoencoder", ("scores", "feature_errors") if explain else ("scores",))
+        results = await self._batcher.submit(key, self.check_vectors(x))
+        return self._score_result(results, threshold)
+
+    async def infer_async(
+        self, graph: str, inputs: dict[str, np.ndarray[Any, Any]], outputs: list[str]
+    ) -> dict[str, np.ndarray[Any, Any]]:
+        """`infer`, batched like `encode_async` (each graph has exactly one input)."""
+        wanted, feeds = self._plan(graph, inputs, outputs)
+        (rows,) = feeds.values()
+        results = await self._batcher.submit((graph, tuple(wanted)), rows)
+        return dict(zip(wanted, results, strict=True))
+
+    def _run_batch(self, key: Hashable, rows: FloatArray) -> list[FloatArray]:
+        """The batcher's call: `key` is (graph, output names), `rows` the graph's one input."""
+        graph, outputs = cast(tuple[str, tuple[str, ...]], key)
+        (input_name,) = REQUIRED_IO[graph][0]
+        return self._run(graph, list(outputs), {input_name: rows})
 
 
 # -- loading helpers ----------------------------------------------------------------------------

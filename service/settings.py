@@ -32,6 +32,22 @@ class Settings(BaseSettings):
     """onnxruntime graph optimisation level."""
     max_batch: int = Field(default=8192, ge=1)
     """Most rows one request may carry."""
+    dynamic_batching: bool = True
+    """Merge concurrent inference requests for one model version into one onnxruntime call."""
+    max_batch_rows: int = Field(default=256, ge=1)
+    """Most rows the dynamic batcher merges into one onnxruntime call; a larger request runs
+    alone, unsplit."""
+    max_queue_delay_us: int = Field(default=0, ge=0)
+    """How long the batcher holds a request waiting for more to fill the batch. 0 runs at once
+    with whatever queued up while the previous batch ran, which already batches under load."""
+    cpu_mem_arena: bool = True
+    """onnxruntime's CPU memory arena: buffers are reused between runs instead of reallocated."""
+    mem_pattern: bool = True
+    """onnxruntime's memory pattern: allocations planned once per input shape and reused."""
+    inference_fast_lane: bool = True
+    """Serve well-formed inference requests without FastAPI's routing and dependency solving
+    (same endpoint code, same answers; see service/fastlane.py). Off: every request takes the
+    FastAPI route."""
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     """Largest request body accepted; bigger bodies get 413 before they are read."""
     api_key: SecretStr | None = None

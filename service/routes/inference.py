@@ -1,4 +1,8 @@
-"""/encode, /decode, /reconstruct, /score: JSON or `.npy` in, JSON or `.npy` out."""
+"""/encode, /decode, /reconstruct, /score: JSON or `.npy` in, JSON or `.npy` out.
+
+The routes are coroutines: inference goes to the model version's dynamic batcher, which runs
+onnxruntime on its own thread, so a request costs no threadpool hop.
+"""
 
 from __future__ import annotations
 
@@ -53,9 +57,9 @@ def _body(schema: type[Any]) -> dict[str, Any]:
 @router.post(
     "/encode", response_model=EncodeResponse, responses=_ERRORS, openapi_extra=_body(EncodeRequest)
 )
-def encode(runtime: RuntimeDep, batch: EncodeBatchDep, accept: AcceptDep = None) -> Response:
+async def encode(runtime: RuntimeDep, batch: EncodeBatchDep, accept: AcceptDep = None) -> Response:
     """Bottleneck codes z = f(x) for each row."""
-    codes = runtime.encode(batch.array)
+    codes = await runtime.encode_async(batch.array)
     return array_response(runtime.name, runtime.version, "codes", codes, accept)
 
 
@@ -65,9 +69,9 @@ def encode(runtime: RuntimeDep, batch: EncodeBatchDep, accept: AcceptDep = None)
     responses=_ERRORS,
     openapi_extra=_body(DecodeRequest),
 )
-def decode(runtime: RuntimeDep, batch: DecodeBatchDep, accept: AcceptDep = None) -> Response:
+async def decode(runtime: RuntimeDep, batch: DecodeBatchDep, accept: AcceptDep = None) -> Response:
     """Rows g(z) in input units for each code."""
-    rows = runtime.decode(batch.array)
+    rows = await runtime.decode_async(batch.array)
     return array_response(runtime.name, runtime.version, "reconstructions", rows, accept)
 
 
@@ -77,21 +81,22 @@ def decode(runtime: RuntimeDep, batch: DecodeBatchDep, accept: AcceptDep = None)
     responses=_ERRORS,
     openapi_extra=_body(ReconstructRequest),
 )
-def reconstruct(
+async def reconstruct(
     runtime: RuntimeDep, batch: ReconstructBatchDep, accept: AcceptDep = None
 ) -> Response:
     """g(f(x)) for each row, in input units."""
-    rows = runtime.reconstruct(batch.array)
+    rows = await runtime.reconstruct_async(batch.array)
     return array_response(runtime.name, runtime.version, "reconstructions", rows, accept)
 
 
 @router.post(
     "/score", response_model=ScoreResponse, responses=_ERRORS, openapi_extra=_body(ScoreRequest)
 )
-def score(
+async def score(
     runtime: RuntimeDep, batch: ScoreBatchDep, metrics: MetricsDep, accept: AcceptDep = None
 ) -> Response:
     """Anomaly score (reconstruction loss), flag and conformal p-value for each row."""
-    result = runtime.score(batch.array, batch.options.threshold, batch.options.explain)
+    options = batch.options
+    result = await runtime.score_async(batch.array, options.threshold, options.explain)
     metrics.observe_score_result(runtime.name, result)
     return score_response(runtime.name, runtime.version, result, accept)

@@ -23,9 +23,11 @@ def repository(tmp_path: Path) -> ModelRepository:
     return repository
 
 
-@pytest.fixture
-def settings(repository: ModelRepository) -> Settings:
+@pytest.fixture(params=[True, False], ids=["fast-lane", "fastapi-routes"])
+def settings(request: pytest.FixtureRequest, repository: ModelRepository) -> Settings:
+    # Inference requests take the fast lane or FastAPI's routes; both must answer the same.
     return Settings(
+        inference_fast_lane=request.param,
         model_repository=repository.root,
         default_model="tiny",
         reload_interval_s=0.2,

@@ -1,0 +1,174 @@
+"""Dynamic batching: concurrent requests for one model version merged into one onnxruntime call.
+
+Triton's idea, in-process. Requests queue up while the previous batch runs; a worker thread takes
+every queued request that shares its key (graph and outputs), up to `max_rows` rows, runs them as
+one n × d array and splits the outputs back by row. Under load many batch-1 calls become a few
+large ones, where onnxruntime's cost per row is an order of magnitude lower; an idle server runs a
+lone request at once (unless `max_delay_s` asks it to wait for company).
+
+The worker is a plain thread, so inference never blocks the event loop, and results go back with
+one `call_soon_threadsafe` per batch. It exits after `idle_s` without work and starts again with
+the next request: a version that is swapped out finishes what it has queued and then lets its
+thread go, with nothing to close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Arrays = list[np.ndarray[Any, Any]]
+Run = Callable[[Hashable, np.ndarray[Any, Any]], Sequence[np.ndarray[Any, Any]]]
+"""run(key, rows) → outputs, each with one entry per row along its first axis."""
+
+
+@dataclass(eq=False)
+class _Pending:
+    key: Hashable
+    rows: np.ndarray[Any, Any]
+    future: asyncio.Future[Arrays]
+    loop: asyncio.AbstractEventLoop
+
+
+class DynamicBatcher:
+    """Runs `run(key, rows)` for coroutines, merging the rows of concurrent calls with one key.
+
+    `submit` must get rows that are already validated: a merged call that fails anyway is retried
+    request by request, so one request's failure never becomes its batch-mates'.
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        *,
+        max_rows: int,
+        max_delay_s: float = 0.0,
+        enabled: bool = True,
+        idle_s: float = 5.0,
+        name: str = "batcher",
+    ) -> None:
+        self.max_rows = max_rows
+        self.max_delay_s = max_delay_s
+        self.enabled = enabled
+        self.idle_s = idle_s
+        self.name = name
+        self._run = run
+        self._queue: deque[_Pending] = deque()
+        self._ready = threading.Condition(threading.Lock())
+        self._worker: threading.Thread | None = None
+
+    async def submit(self, key: Hashable, rows: np.ndarray[Any, Any]) -> Arrays:
+        """The outputs of `run(key, rows)`, for these rows only."""
+        loop = asyncio.get_running_loop()
+        if not self.enabled:  # still off the event loop, one call per request
+            return list(await loop.run_in_executor(None, self._run, key, rows))
+        future: asyncio.Future[Arrays] = loop.create_future()
+        with self._ready:
+            self._queue.append(_Pending(key, rows, future, loop))
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name=self.name, daemon=True)
+                self._worker.start()
+            else:
+                self._ready.notify()
+        # A cancelled caller cancels `future`; the worker then skips or ignores it.
+        return await future
+
+    @property
+    def running(self) -> bool:
+        """Whether a worker thread is alive (it exits after `idle_s` without work)."""
+        return self._worker is not None
+
+    # -- the worker thread ------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            if batch:
+                self._execute(batch)
+
+    def _next_batch(self) -> list[_Pending] | None:
+        """The next requests to run together; [] if all were cancelled, None to exit."""
+        with self._ready:
+            while not self._queue:
+                if not self._ready.wait(self.idle_s) and not self._queue:
+                    self._worker = None  # under the lock: `submit` starts a new one if needed
+                    return None
+            key = self._queue[0].key
+            if self.max_delay_s > 0:
+                deadline = time.monotonic() + self.max_delay_s
+                while self._rows_queued(key) < self.max_rows:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._ready.wait(remaining)
+            return self._take(key)
+
+    def _rows_queued(self, key: Hashable) -> int:
+        return sum(len(p.rows) for p in self._queue if p.key == key)
+
+    def _take(self, key: Hashable) -> list[_Pending]:
+        """Queued requests with `key`, in order, up to `max_rows` rows (a larger one runs alone)."""
+        taken: list[_Pending] = []
+        kept: deque[_Pending] = deque()
+        rows = 0
+        full = False
+        for pending in self._queue:
+            if pending.future.cancelled():  # its client is gone: no point computing it
+                continue
+            n = len(pending.rows)
+            if not full and pending.key == key and (not taken or rows + n <= self.max_rows):
+                taken.append(pending)
+                rows += n
+            else:
+                full = full or pending.key == key  # later ones must not overtake it
+                kept.append(pending)
+        self._queue = kept
+        return taken
+
+    def _execute(self, batch: list[_Pending]) -> None:
+        key = batch[0].key
+        try:
+            if len(batch) == 1:
+                results: list[Arrays | BaseException] = [list(self._run(key, batch[0].rows))]
+            else:
+                outputs = self._run(key, np.concatenate([p.rows for p in batch]))
+                results = []
+                start = 0
+                for pending in batch:
+                    stop = start + len(pending.rows)
+                    results.append([output[start:stop] for output in outputs])
+                    start = stop
+        except Exception as exc:
+            if len(batch) > 1:  # find whose rows fail: each request gets its own outcome
+                for pending in batch:
+                    self._execute([pending])
+                return
+            results = [exc]
+        _deliver(batch, results)
+
+
+def _deliver(batch: list[_Pending], results: list[Arrays | BaseException]) -> None:
+    """Hand results to their event loops: one thread-safe callback per loop, not per request."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Arrays], Any]]] = {}
+    for pending, result in zip(batch, results, strict=True):
+        by_loop.setdefault(pending.loop, []).append((pending.future, result))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle, settled)
+
+
+def _settle(settled: list[tuple[asyncio.Future[Arrays], Arrays | BaseException]]) -> None:
+    for future, result in settled:
+        if future.done():  # cancelled while it ran
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
