@@ -68,7 +68,8 @@ class Settings(BaseSettings):
     jobs_db: Path | None = None
     """SQLite file of the local job backend; unset means `<model_repository>/.jobs.sqlite`."""
     job_heartbeat_timeout_s: float = Field(default=15.0, gt=0)
-    """A running job whose training process has sent no heartbeat for this long has failed."""
+    """A running job not seen alive for this long (by the API process that started it, or by the
+    heartbeat of its Celery worker) has failed, "interrupted"."""
 
     @property
     def datasets_path(self) -> Path:

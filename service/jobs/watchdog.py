@@ -15,9 +15,10 @@ class Watchdog:
 
     Once the parent is gone (the API process or Celery's main worker process was killed), the
     beats stop so that others give the job up, and `orphaned` tells the training loop to end.
+    Without `beat` (the local backend, whose dispatcher beats for its processes) it only watches.
     """
 
-    def __init__(self, beat: Callable[[], None], interval_s: float) -> None:
+    def __init__(self, beat: Callable[[], None] | None, interval_s: float = 1.0) -> None:
         self._beat = beat
         self._interval_s = interval_s
         self._parent = os.getppid()
@@ -29,14 +30,17 @@ class Watchdog:
         return os.getppid() != self._parent
 
     def start(self) -> None:
-        self._beat()
-        self._thread.start()
+        if self._beat is not None:
+            self._beat()
+            self._thread.start()
 
     def stop(self) -> None:
         self._stopped.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     def _run(self) -> None:
+        assert self._beat is not None
         while not self._stopped.wait(self._interval_s) and not self.orphaned:
             try:
                 self._beat()

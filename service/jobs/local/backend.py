@@ -3,24 +3,27 @@ across all API processes of this machine, the rest queued in submission order.
 
 Every API process runs a dispatcher thread. Dispatchers share nothing but the SQLite file:
 a job runs under the dispatcher that claimed it (one atomic UPDATE), which starts its training
-process, stops it when a client cancels it, and records a crash. Jobs whose training process and
-dispatcher are both gone (the server was killed) are marked failed, "interrupted".
+process, beats for it while it lives, stops it when a client cancels it, and records a crash. A
+running job whose dispatcher is gone (no heartbeat, or a dead pid on this machine: the server was
+killed) is marked failed, "interrupted", by whichever dispatcher sees it first, at startup or
+later.
 """
 
 from __future__ import annotations
 
 import builtins
 import logging
+import multiprocessing
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 
+from service.jobs.local import runner
 from service.jobs.local.store import JobStore, RunningJob
 from service.jobs.records import JobRecord, JobSpec
 from service.jobs.training import INTERRUPTED
@@ -37,10 +40,16 @@ CANCEL_WAIT_S = 10.0
 SHUTDOWN_WAIT_S = 30.0
 SHUTDOWN = "interrupted: the server shut down while the job was running; submit it again"
 
+# Job processes fork from a server process that imported torch once, so a job starts in
+# milliseconds instead of importing torch again; the API process itself never imports it.
+# Without torch installed the preload fails quietly and each job fails saying torch is missing.
+_PROCESSES = multiprocessing.get_context("forkserver")
+_PRELOAD = ["service.jobs.local.runner", "models.pipeline"]
+
 
 @dataclass
 class _Child:
-    process: subprocess.Popen[bytes]
+    process: BaseProcess
     terminated_at: float | None = None
 
 
@@ -54,12 +63,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def exit_message(returncode: int) -> str:
-    if returncode < 0:
-        name = signal.Signals(-returncode).name
+def exit_message(exitcode: int) -> str:
+    if exitcode < 0:
+        name = signal.Signals(-exitcode).name
         return f"interrupted: the training process was killed ({name}) before it finished"
     return (
-        f"interrupted: the training process exited with status {returncode} before it "
+        f"interrupted: the training process exited with status {exitcode} before it "
         "finished; the server log has the details"
     )
 
@@ -82,6 +91,7 @@ class LocalBackend:
     # -- JobBackend -------------------------------------------------------------------------
 
     def start(self) -> None:
+        _PROCESSES.set_forkserver_preload(_PRELOAD)
         self.store.initialise()
         self._recover(self.store.running())
         self._thread.start()
@@ -130,6 +140,8 @@ class LocalBackend:
 
     def _tick(self) -> None:
         self._reap()
+        # Beating for the live processes of this dispatcher says both are alive.
+        self.store.heartbeat(self._owner)
         running = self.store.running()
         self._stop_cancelled(running)
         self._recover(running)
@@ -140,33 +152,33 @@ class LocalBackend:
             self._spawn(job_id)
 
     def _spawn(self, job_id: str) -> None:
-        command = [
-            sys.executable, "-m", "service.jobs.local.runner",
-            "--db", str(self.store.path.resolve()),
-            "--job", job_id,
-            "--repository", str(self._repository),
-            "--data-dir", str(self._data_dir),
-            "--heartbeat-s", str(min(1.0, self._heartbeat_timeout_s / 5)),
-        ]  # fmt: skip
+        process = _PROCESSES.Process(
+            target=runner.run,
+            args=(self.store.path.resolve(), job_id, self._repository, self._data_dir),
+            name=f"aeserve-job-{job_id}",
+            daemon=True,  # never outlives this process's interpreter
+        )
         try:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+            process.start()
         except OSError as exc:
             self.store.give_up(job_id, f"could not start a training process: {exc}")
             return
+        assert process.pid is not None
         self._children[job_id] = _Child(process)
         self.store.set_pid(job_id, process.pid)
         log.info("job %s: training in process %d", job_id, process.pid)
 
     def _reap(self) -> None:
         for job_id, child in list(self._children.items()):
-            returncode = child.process.poll()
-            if returncode is None:
+            exitcode = child.process.exitcode
+            if exitcode is None:
                 continue
             del self._children[job_id]
+            child.process.close()
             # A process that ended normally has recorded its outcome; this covers crashes and
             # the SIGTERM of a cancellation (give_up makes that one `cancelled`).
-            if self.store.give_up(job_id, exit_message(returncode)):
-                log.warning("job %s: %s", job_id, exit_message(returncode))
+            if self.store.give_up(job_id, exit_message(exitcode)):
+                log.warning("job %s: %s", job_id, exit_message(exitcode))
 
     def _stop_cancelled(self, running: builtins.list[RunningJob]) -> None:
         now = time.monotonic()
@@ -202,10 +214,9 @@ class LocalBackend:
                 child.process.terminate()
         deadline = time.monotonic() + SHUTDOWN_WAIT_S
         for job_id, child in self._children.items():
-            try:
-                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            child.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if child.process.exitcode is None:
                 child.process.kill()
-                child.process.wait()
+                child.process.join()
             self.store.give_up(job_id, SHUTDOWN)
         self._children.clear()

@@ -1,14 +1,9 @@
-"""One local training process: `python -m service.jobs.local.runner --db … --job …`.
-
-Started by an API process's dispatcher. It reads its job from SQLite, trains here (torch is
-imported in this process, never in the API process) and writes progress and the outcome back.
-"""
+"""One local training process, started by an API process's dispatcher: it reads its job from
+SQLite, trains (torch is imported here, never in the API process) and writes progress and the
+outcome back."""
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
 from pathlib import Path
 
 from service.jobs.datasets import DatasetStore
@@ -33,27 +28,11 @@ class LocalHooks(JobHooks):
         return self.store.seal(self.job_id, fate)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--db", type=Path, required=True, help="SQLite file of the job records")
-    parser.add_argument("--job", required=True, help="id of the job to run")
-    parser.add_argument("--repository", type=Path, required=True, help="model repository")
-    parser.add_argument("--data-dir", type=Path, required=True, help="dataset folder")
-    parser.add_argument("--heartbeat-s", type=float, default=1.0, help="heartbeat interval")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-
-    store = JobStore(args.db)
-    watchdog = Watchdog(lambda: store.heartbeat(args.job), args.heartbeat_s)
-    watchdog.start()
-    try:
-        hooks = LocalHooks(store, args.job, watchdog)
-        outcome = run_job(store.spec(args.job), args.repository, DatasetStore(args.data_dir), hooks)
-    finally:
-        watchdog.stop()
-    store.finish(args.job, outcome)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def run(db: Path, job_id: str, repository: Path, data_dir: Path) -> None:
+    """Train one job and record its outcome; the target of the job's process."""
+    store = JobStore(db)
+    # No heartbeat of its own: the dispatcher that started this process beats for it.
+    watchdog = Watchdog(beat=None)
+    hooks = LocalHooks(store, job_id, watchdog)
+    outcome = run_job(store.spec(job_id), repository, DatasetStore(data_dir), hooks)
+    store.finish(job_id, outcome)

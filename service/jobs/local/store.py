@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     fate         TEXT,     -- cancelled | publishing | lost; set once (see training.Fate)
     owner        TEXT,     -- the dispatcher that claimed the job: host:pid:token
     pid          INTEGER,  -- its training process
-    heartbeat_at REAL      -- time.time() of the training process's last sign of life
+    heartbeat_at REAL      -- time.time() when its dispatcher last saw it alive
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
 """
@@ -181,9 +181,13 @@ class JobStore:
         with self._connect() as conn:
             conn.execute("UPDATE jobs SET pid = ? WHERE job_id = ?", (pid, job_id))
 
-    def heartbeat(self, job_id: str) -> None:
+    def heartbeat(self, owner: str) -> None:
+        """Mark every running job of this dispatcher as alive."""
         with self._connect() as conn:
-            conn.execute("UPDATE jobs SET heartbeat_at = ? WHERE job_id = ?", (time.time(), job_id))
+            conn.execute(
+                "UPDATE jobs SET heartbeat_at = ? WHERE owner = ? AND status = 'running'",
+                (time.time(), owner),
+            )
 
     def record_epoch(
         self, job_id: str, epoch: int, epochs: int, train_loss: float, val_loss: float
@@ -192,9 +196,9 @@ class JobStore:
         entry = EpochLoss(epoch=epoch, train_loss=train_loss, val_loss=val_loss)
         with self._connect() as conn:
             conn.execute(
-                "UPDATE jobs SET progress = ?, history = json_insert(history, '$[#]', json(?)), "
-                "heartbeat_at = ? WHERE job_id = ?",
-                (progress.model_dump_json(), entry.model_dump_json(), time.time(), job_id),
+                "UPDATE jobs SET progress = ?, history = json_insert(history, '$[#]', json(?)) "
+                "WHERE job_id = ?",
+                (progress.model_dump_json(), entry.model_dump_json(), job_id),
             )
 
     def seal(self, job_id: str, fate: Fate) -> Fate | None:

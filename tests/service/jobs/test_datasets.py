@@ -1,0 +1,91 @@
+"""POST /datasets: each file type becomes the same stored float32 array, by a checksum id."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+from numpy.testing import assert_array_equal
+
+from service.jobs.datasets import DatasetStore
+from tests.service.jobs.conftest import Deploy, Deployment, start_deployment
+from tests.service.jobs.helpers import AUTH
+
+ARRAY = np.arange(24, dtype=np.float32).reshape(12, 2) / 4
+
+
+@pytest.fixture(scope="module")
+def deployment(request: pytest.FixtureRequest, deploy: Deploy) -> Deployment:
+    return start_deployment(request, deploy, "local")
+
+
+@pytest.fixture
+def client(deployment: Deployment) -> Iterator[TestClient]:
+    with deployment.client() as client:
+        yield client
+
+
+def as_csv() -> bytes:
+    lines = ["a,b"] + [f"{x},{y}" for x, y in ARRAY.tolist()]
+    return "\n".join(lines).encode()
+
+
+def as_npy() -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, ARRAY)
+    return buffer.getvalue()
+
+
+def as_npz() -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, X=ARRAY.astype(np.float64), y=np.zeros(12))
+    return buffer.getvalue()
+
+
+def as_parquet() -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"a": ARRAY[:, 0], "b": ARRAY[:, 1].astype(np.int64) * 0}), buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("filename", "content", "expected"),
+    [
+        ("rows.csv", as_csv, ARRAY),
+        ("rows.NPY", as_npy, ARRAY),
+        ("rows.npz", as_npz, ARRAY),
+        ("rows.parquet", as_parquet, np.column_stack([ARRAY[:, 0], np.zeros(12)])),
+    ],
+)
+def test_upload_stores_the_rows(
+    client: TestClient, deployment: Deployment, filename, content, expected
+):
+    response = client.post("/datasets", files={"file": (filename, content())}, headers=AUTH)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["rows"], body["dim"]) == (12, 2)
+    stored = DatasetStore(deployment.settings.datasets_path).load(body["dataset"])
+    assert stored.dtype == np.float32
+    assert_array_equal(stored, expected)
+    assert client.get(f"/datasets/{body['dataset']}").json() == body
+
+
+def test_the_same_rows_get_the_same_id(client: TestClient):
+    first = client.post("/datasets", files={"file": ("a.csv", as_csv())}, headers=AUTH).json()
+    second = client.post("/datasets", files={"file": ("b.npy", as_npy())}, headers=AUTH).json()
+    assert first == second
+    assert len(first["dataset"]) == 32
+    assert first["sha256"].startswith(first["dataset"])
+
+
+def test_a_changed_file_is_not_trained_on(deployment: Deployment):
+    store = DatasetStore(deployment.settings.datasets_path)
+    info = store.add_array(ARRAY + 100)
+    (store.root / f"{info.dataset}.npy").write_bytes(as_npy())
+    with pytest.raises(ValueError, match="does not match its checksum"):
+        store.load(info.dataset)

@@ -1,0 +1,30 @@
+"""The API process never imports torch, nor Celery unless it uses the Celery backend."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CHECK = """
+import sys, tempfile
+from fastapi.testclient import TestClient
+from service.app import create_app
+from service.settings import Settings
+import service.jobs.celery.backend, service.jobs.local.backend, service.jobs.training
+settings = Settings(model_repository=tempfile.mkdtemp())
+with TestClient(create_app(settings)) as client:
+    files = {"file": ("rows.csv", b"1,2\\n3,4\\n")}
+    assert client.post("/datasets", files=files).status_code == 201
+    body = {"name": "m", "data": {"vectors": [[1.0, 2.0, 3.0]] * 12}, "config": {"epochs": 1}}
+    assert client.post("/train", json=body).status_code == 202
+print(sorted(m for m in ("torch", "models.pipeline", "models.training") if m in sys.modules))
+"""
+
+
+def test_the_api_process_does_not_import_torch():
+    # A fresh interpreter: this one has torch loaded by other tests.
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
