@@ -9,7 +9,11 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+import redis
 
 from service.errors import Conflict, NotReady
 from service.jobs.celery.app import TRAIN_TASK, make_celery
@@ -34,6 +38,15 @@ _STATES: dict[str, JobStatus] = {
 }
 
 
+@contextmanager
+def redis_reachable() -> Iterator[None]:
+    """Redis down is a 503 that says so, not an internal error."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise NotReady(f"the job store (Redis) is unreachable: {exc}") from None
+
+
 def failure_message(exc: object) -> str:
     """Words for a task that broke rather than reporting an outcome (see worker.py)."""
     if type(exc).__name__ == "WorkerLostError":
@@ -54,6 +67,25 @@ class CeleryBackend:
         self.celery.close()
 
     def submit(self, spec: JobSpec) -> JobRecord:
+        with redis_reachable():
+            return self._submit(spec)
+
+    def get(self, job_id: str) -> JobRecord:
+        with redis_reachable():
+            return self._get(job_id)
+
+    def list(self, limit: int) -> list[JobRecord]:
+        with redis_reachable():
+            return [self._get(job_id) for job_id in self.index.newest(limit)]
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(record.status for record in self.list(COUNTED_JOBS)))
+
+    def cancel(self, job_id: str) -> JobRecord:
+        with redis_reachable():
+            return self._cancel(job_id)
+
+    def _submit(self, spec: JobSpec) -> JobRecord:
         job_id = uuid.uuid4().hex
         self.index.add(job_id, spec, utc_now())
         try:
@@ -65,9 +97,9 @@ class CeleryBackend:
         except Exception as exc:
             self.index.close(job_id, "failed", f"could not queue the job: {exc}")
             raise NotReady(f"the job queue is unreachable: {exc}") from None
-        return self.get(job_id)
+        return self._get(job_id)
 
-    def get(self, job_id: str) -> JobRecord:
+    def _get(self, job_id: str) -> JobRecord:
         entry = self.index.entry(job_id)
         record = self._record(job_id, entry)
         if record.status == "running" and "status" not in entry and not self.index.alive(job_id):
@@ -80,14 +112,8 @@ class CeleryBackend:
             record = self._record(job_id, self.index.entry(job_id))
         return record
 
-    def list(self, limit: int) -> list[JobRecord]:
-        return [self.get(job_id) for job_id in self.index.newest(limit)]
-
-    def counts(self) -> dict[str, int]:
-        return dict(Counter(record.status for record in self.list(COUNTED_JOBS)))
-
-    def cancel(self, job_id: str) -> JobRecord:
-        record = self.get(job_id)
+    def _cancel(self, job_id: str) -> JobRecord:
+        record = self._get(job_id)
         if record.finished:
             raise Conflict(
                 f"job {job_id!r} has already finished ({record.status}); "
@@ -100,7 +126,7 @@ class CeleryBackend:
             # A queued task is dropped when a worker receives it; a running one is killed.
             self.celery.control.revoke(job_id, terminate=True, signal="SIGTERM")
             self.index.close(job_id, "cancelled")
-        return self.get(job_id)
+        return self._get(job_id)
 
     def _record(self, job_id: str, entry: dict[str, str]) -> JobRecord:
         spec = JobSpec.model_validate_json(entry["spec"])

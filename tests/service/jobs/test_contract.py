@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from service.jobs.records import STATUSES
 from tests.service.jobs.conftest import Deployment
 from tests.service.jobs.helpers import (
     AUTH,
@@ -65,6 +66,15 @@ def test_inline_job_publishes_a_version_that_answers_score(
     }:
         assert time.monotonic() < deadline, "version 2 was never served"
         time.sleep(0.1)
+
+    time.sleep(1.1)  # the job counts are read at most once a second
+    gauge = {
+        line.split()[0]: float(line.split()[1])
+        for line in client.get("/metrics").text.splitlines()
+        if line.startswith("aeserve_jobs{")
+    }
+    assert gauge['aeserve_jobs{status="succeeded"}'] >= 2
+    assert set(gauge) == {f'aeserve_jobs{{status="{s}"}}' for s in STATUSES}
 
 
 def test_job_on_an_uploaded_dataset(client: TestClient, deployment: Deployment):

@@ -158,6 +158,14 @@ def test_a_body_over_the_limit_is_413(client: TestClient, deployment: Deployment
     assert detail(response) == f"request body is larger than the limit of {limit} bytes"
 
 
+def test_an_upload_over_the_limit_is_413(client: TestClient, deployment: Deployment):
+    content = b"1.0,2.0\n" * 300_000
+    response = client.post("/datasets", files={"file": ("big.csv", content)}, headers=AUTH)
+    assert response.status_code == 413
+    limit = deployment.settings.max_body_bytes
+    assert detail(response) == f"request body is larger than the limit of {limit} bytes"
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [("post", "/train"), ("post", "/datasets"), ("delete", "/jobs/some-job")],
