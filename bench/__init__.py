@@ -1,0 +1,1 @@
+"""Benchmarks: serving speed against raw onnxruntime and peer servers, training speed, quality."""
