@@ -35,6 +35,13 @@ class BenchModel:
     train_command: str
 
 
+def _base_python(peer: str) -> str:
+    # Triton's Python backend stub embeds the system's libpython; a venv of another build of the
+    # same minor version gives it a standard library that does not match (RLock errors at load).
+    system = Path("/usr/bin/python3")
+    return str(system) if peer == "pytriton" and system.is_file() else sys.executable
+
+
 def peer_python(peer: str) -> Path | str:
     """The peer venv's python, created on first use; an error message if it cannot be made."""
     venv = VENVS / peer
@@ -43,7 +50,9 @@ def peer_python(peer: str) -> Path | str:
     if stamp.is_file():
         return python
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+        subprocess.run(
+            [_base_python(peer), "-m", "venv", str(venv)], check=True, capture_output=True
+        )
         pip = [str(python), "-m", "pip", "install", "--quiet"]
         subprocess.run([*pip, "--upgrade", "pip"], check=True, capture_output=True, text=True)
         subprocess.run([*pip, *PEERS[peer]], check=True, capture_output=True, text=True)
