@@ -1,6 +1,6 @@
-"""The real `aeserve serve` with the local backend: events arrive over HTTP while the job trains,
-and after kill -9 of the whole server (API and training process) a restart fails the job,
-"interrupted", with no version published."""
+"""The real `aeserve serve` with the local backend: events arrive over HTTP while the job trains;
+after kill -9 of the whole server (API and training process) a restart fails the job,
+"interrupted", with no version published; with two worker processes, each job runs once."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.repository import ModelRepository
 from service.settings import Settings
-from tests.service.jobs.helpers import AESERVE, API_KEY, AUTH, LONG, free_port, rows
+from tests.service.jobs.helpers import AESERVE, API_KEY, AUTH, LONG, free_port, max_overlap, rows
 from tests.tiny_model import publish_tiny_model
 
 pytestmark = pytest.mark.slow
@@ -32,11 +32,18 @@ def repository(tmp_path: Path) -> ModelRepository:
     return repository
 
 
-@pytest.fixture
-def server(repository: ModelRepository) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+@pytest.fixture(params=[1])
+def server(
+    request: pytest.FixtureRequest, repository: ModelRepository
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
-    env = {**os.environ, "AESERVE_API_KEY": API_KEY, "AESERVE_DEFAULT_MODEL": "tiny"}
-    command = [str(AESERVE), "serve", "--port", str(port)]
+    env = {
+        **os.environ,
+        "AESERVE_API_KEY": API_KEY,
+        "AESERVE_DEFAULT_MODEL": "tiny",
+        "AESERVE_MAX_CONCURRENT_JOBS": "2",
+    }
+    command = [str(AESERVE), "serve", "--port", str(port), "--workers", str(request.param)]
     command += ["--model-repository", str(repository.root)]
     # Its own process group: kill -9 of the group takes the training process down with it.
     process = subprocess.Popen(command, env=env, start_new_session=True)
@@ -105,3 +112,24 @@ def test_events_arrive_while_training_and_a_killed_server_fails_the_job_on_resta
         )
         assert "doomed" not in repository.names()
         assert client.post("/score", json={"vectors": [[0.1, 0.2, 0.3, 0.4]]}).status_code == 200
+
+
+@pytest.mark.parametrize("server", [2], indirect=True)
+def test_two_worker_processes_run_each_job_once(
+    server: tuple[str, subprocess.Popen[bytes]], repository: ModelRepository
+):
+    base, _ = server
+    with httpx.Client(base_url=base, timeout=30) as http:
+        body = {"name": "shared", "data": {"vectors": rows(n=40, d=4)}, "config": {"epochs": 2}}
+        job_ids = [http.post("/train", json=body, headers=AUTH).json()["job_id"] for _ in range(6)]
+        deadline = time.monotonic() + 120
+        while True:
+            records = [http.get(f"/jobs/{job_id}").json() for job_id in job_ids]
+            if all(r["status"] in ("succeeded", "failed", "cancelled") for r in records):
+                break
+            assert time.monotonic() < deadline, records
+            time.sleep(0.2)
+    assert [r["status"] for r in records] == ["succeeded"] * 6
+    assert sorted(r["result"]["model"]["version"] for r in records) == [1, 2, 3, 4, 5, 6]
+    assert repository.versions("shared") == [1, 2, 3, 4, 5, 6]
+    assert max_overlap(records) <= 2
