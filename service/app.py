@@ -36,6 +36,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     registry = ModelRegistry(
         repository, RuntimeOptions.from_settings(settings), settings.default_model
     )
+    await run_in_threadpool(repository.sweep_staging)
     await run_in_threadpool(registry.load_all)
     registry.start_watching(settings.reload_interval_s)
     app.state.repository = repository

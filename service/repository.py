@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,6 +143,17 @@ class ModelRepository:
             yield path
         finally:
             shutil.rmtree(path, ignore_errors=True)
+
+    def sweep_staging(self, older_than_s: float = 3600.0) -> int:
+        """Remove staging folders a killed publisher left behind; they were never visible."""
+        staging = self.root / _STAGING
+        if not staging.is_dir():
+            return 0
+        cutoff = time.time() - older_than_s
+        stale = [p for p in staging.iterdir() if p.stat().st_mtime < cutoff]
+        for path in stale:
+            shutil.rmtree(path, ignore_errors=True)
+        return len(stale)
 
     @contextlib.contextmanager
     def _locked(self, name: str) -> Iterator[Path]:

@@ -155,10 +155,14 @@ def test_a_publisher_killed_midway_leaves_nothing_visible(tmp_path: Path, stage:
     repository = ModelRepository(tmp_path)
     assert visible_versions(tmp_path) == []
     assert repository.names() in ([], ["m"])
-    # The next publisher is not confused by the debris.
+    # The next publisher is not confused by the debris, and a sweep clears it.
     time.sleep(0.05)
     assert publish(repository) == 1
     assert repository.active_version("m") == 1
+    assert len(list((tmp_path / ".staging").iterdir())) == 1
+    assert repository.sweep_staging(older_than_s=3600) == 0
+    assert repository.sweep_staging(older_than_s=0) == 1
+    assert list((tmp_path / ".staging").iterdir()) == []
 
 
 def test_importing_the_repository_leaves_torch_out():
