@@ -42,7 +42,8 @@ bench: install
 	$(BIN)/python -m bench.serving
 
 bench-quality: install
-	$(BIN)/python -m bench.quality
+	$(BIN)/python -m pip install --quiet -e '.[train,bench]'
+	$(BIN)/python -m bench.quality $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -121,6 +121,15 @@ def make_optimizer(model: Autoencoder, config: TrainConfig) -> torch.optim.Optim
     )
 
 
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig
+) -> torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+    if config.learning_rate_schedule == "constant":
+        return None
+    patience = max(1, config.early_stopping_patience // 4)
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=patience)
+
+
 def train_one_epoch(
     model: Autoencoder,
     X_train: torch.Tensor,
@@ -128,12 +137,17 @@ def train_one_epoch(
     loss_fn: LossFn,
     batch_size: int,
     generator: torch.Generator,
+    max_rows: int | None = None,
 ) -> float:
-    """One pass over X_train [n, d] in a seeded random order; the mean loss per row."""
+    """One pass over X_train [n, d] in a seeded random order; the mean loss per row.
+
+    With `max_rows`, the pass stops after that many rows of the permutation: a fresh random
+    sample of the data each epoch.
+    """
     model.train()
-    n = X_train.shape[0]
     # The permutation is drawn on the CPU generator so the order does not depend on the device.
-    order = torch.randperm(n, generator=generator).to(X_train.device)
+    order = torch.randperm(X_train.shape[0], generator=generator)[:max_rows].to(X_train.device)
+    n = order.shape[0]
     total = torch.zeros((), device=X_train.device)
     for start in range(0, n, batch_size):
         batch = X_train[order[start : start + batch_size]]  # [b, d]
@@ -181,6 +195,7 @@ def fit(
         model = Autoencoder.from_config(config, X.shape[1]).to(device)
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config)
     loss_fn = make_loss_fn(config.loss)
     batch_size = config.batch_size
 
@@ -190,7 +205,9 @@ def fit(
     for epoch in range(1, config.epochs + 1):
         if should_stop is not None and should_stop():
             raise TrainingCancelled(f"training cancelled at epoch {epoch}")
-        train_loss = train_one_epoch(model, S_train, optimizer, loss_fn, batch_size, generator)
+        train_loss = train_one_epoch(
+            model, S_train, optimizer, loss_fn, batch_size, generator, config.max_rows_per_epoch
+        )
         val_loss = evaluate(model, S_val, loss_fn, batch_size)
         if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
             raise TrainingDiverged(
@@ -198,6 +215,8 @@ def fit(
                 f"{val_loss}); lower learning_rate (now {config.learning_rate})"
             )
         history.append(EpochStats(epoch, train_loss, val_loss))
+        if scheduler is not None:
+            scheduler.step(val_loss)
         if progress is not None:
             progress(epoch, config.epochs, train_loss, val_loss)
         if val_loss < best_val:

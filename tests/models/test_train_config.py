@@ -17,14 +17,24 @@ def test_defaults() -> None:
     assert config.hidden_dims is None and config.latent_dim is None
     assert (config.activation, config.output_activation, config.loss) == ("relu", "auto", "mse")
     assert (config.optimizer, config.learning_rate, config.weight_decay) == ("adam", 1e-3, 0.0)
-    assert (config.epochs, config.batch_size, config.early_stopping_patience) == (200, 256, 10)
+    assert config.learning_rate_schedule == "plateau"
+    assert (config.epochs, config.batch_size, config.early_stopping_patience) == (500, 64, 20)
+    assert config.max_rows_per_epoch == 10_000
     assert (config.validation_fraction, config.threshold_quantile) == (0.2, 0.99)
     assert (config.scaling, config.seed, config.device) == ("auto", 0, "auto")
 
 
 @pytest.mark.parametrize(
     ("input_dim", "hidden_dims", "latent_dim"),
-    [(2, [2], 1), (6, [4], 2), (21, [10], 5), (64, [32], 16), (784, [392, 196, 98], 32)],
+    [
+        (2, [64, 32], 1),
+        (6, [64, 32], 2),
+        (21, [64, 32], 5),
+        (36, [72, 36], 9),
+        (64, [128, 64], 16),
+        (166, [256, 128], 32),
+        (784, [256, 128], 32),
+    ],
 )
 def test_resolve_derives_the_shape_from_the_input_dimension(
     input_dim: int, hidden_dims: list[int], latent_dim: int

@@ -12,6 +12,7 @@ from models.training import (
     evaluate,
     fit,
     make_loss_fn,
+    train_one_epoch,
 )
 
 FAST = {"epochs": 8, "batch_size": 128}
@@ -153,3 +154,32 @@ def test_divergence_is_reported(cardio: np.ndarray) -> None:
 def test_cuda_requested_without_cuda(cardio: np.ndarray) -> None:
     with pytest.raises(ConfigError, match="device 'cuda' was requested but CUDA is not"):
         fit(cardio[:100], TrainConfig(device="cuda", epochs=1))
+
+
+def test_max_rows_per_epoch_bounds_the_rows_of_each_epoch(cardio: np.ndarray) -> None:
+    seen: list[torch.Tensor] = []
+
+    def counting_mse(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        seen.append(batch)
+        return torch.nn.functional.mse_loss(model(batch), batch)
+
+    result = fit(cardio[:200], TrainConfig(epochs=1))
+    X = torch.from_numpy(cardio[:500])
+    optimizer = torch.optim.SGD(result.model.parameters(), lr=0.0)
+    generator = torch.Generator().manual_seed(0)
+    train_one_epoch(result.model, X, optimizer, counting_mse, 32, generator, max_rows=100)
+    first = torch.cat(seen)
+    seen.clear()
+    train_one_epoch(result.model, X, optimizer, counting_mse, 32, generator, max_rows=100)
+    second = torch.cat(seen)
+    # 100 distinct rows per epoch in batches of 32, 32, 32, 4; a fresh sample the next epoch.
+    assert [len(batch) for batch in seen] == [32, 32, 32, 4]
+    assert len(torch.unique(first, dim=0)) == len(torch.unique(second, dim=0)) == 100
+    assert not torch.equal(torch.unique(first, dim=0), torch.unique(second, dim=0))
+
+
+def test_max_rows_per_epoch_larger_than_the_data_visits_every_row(cardio: np.ndarray) -> None:
+    config = TrainConfig(epochs=2, seed=3)
+    everything = fit(cardio[:300], config)
+    bounded = fit(cardio[:300], config.model_copy(update={"max_rows_per_epoch": 10_000}))
+    assert everything.history == bounded.history

@@ -1,0 +1,307 @@
+"""Anomaly-detection quality of the default training config against classical detectors.
+
+The protocol of `shared/data/adbench/README.md`: for each seed, split the normal rows of a data
+set in half at random, fit every method on one half, score the other half together with every
+anomaly, and report the ROC-AUC of the scores (higher = more anomalous), averaged over seeds.
+
+aeserve is trained with `models.training.fit` and scored with the exported scoring graph's
+PyTorch module, so the score is exactly what the service returns: the training loss of each row.
+
+    python -m bench.quality                      # every data set, 3 seeds, every method
+    python -m bench.quality --datasets 6_cardio,38_thyroid --seeds 1 --methods aeserve,knn
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared/data/adbench"
+RESULTS = REPO / "bench/results/quality.md"
+KNN_NEIGHBOURS = 5
+KNN_MAX_TRAIN_ROWS = 50_000
+"""kNN keeps a random subsample of this many training rows on the largest sets."""
+PYOD_MAX_TRAIN_ROWS = 10_000
+"""PyOD's AutoEncoder (batch 32, 10 epochs) costs about 0.7 ms per row and epoch on one core:
+its whole training half of the largest sets would take over half an hour per seed."""
+PCA_VARIANCE = 0.9
+"""PCA keeps the components that explain this share of the standardized training variance."""
+
+Scores = np.ndarray  # float [n_test], higher = more anomalous
+
+
+@dataclass(frozen=True)
+class Task:
+    dataset: str
+    seed: int
+    method: str
+    path: Path
+    config: str  # JSON overrides of the aeserve TrainConfig, "{}" for the defaults
+
+
+@dataclass(frozen=True)
+class Outcome:
+    dataset: str
+    seed: int
+    method: str
+    auc: float
+    seconds: float
+
+
+def load(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path) as archive:
+        return archive["X"].astype(np.float32), archive["y"].astype(int).ravel()
+
+
+def split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) row indices: half the normal rows, then the other half and every anomaly."""
+    normal = np.flatnonzero(y == 0)
+    shuffled = np.random.default_rng(seed).permutation(normal)
+    half = len(shuffled) // 2
+    test = np.concatenate([shuffled[half:], np.flatnonzero(y == 1)])
+    return np.sort(shuffled[:half]), test
+
+
+def standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(train)
+    return scaler.transform(train), scaler.transform(test)
+
+
+def subsample(rows: np.ndarray, most: int, seed: int) -> np.ndarray:
+    """At most `most` rows, drawn at random without replacement; all of them if fewer."""
+    if len(rows) <= most:
+        return rows
+    return rows[np.random.default_rng(seed).choice(len(rows), most, replace=False)]
+
+
+def aeserve(train: np.ndarray, test: np.ndarray, seed: int, config: str) -> Scores:
+    import torch
+
+    from models.config import TrainConfig
+    from models.graphs import ScoringGraph
+    from models.training import fit
+
+    overrides = json.loads(config)
+    result = fit(train, TrainConfig(**{"seed": seed, "device": "cpu", **overrides}))
+    graph = ScoringGraph(result.model, result.scaling, result.config.loss).eval()
+    scores = []
+    with torch.no_grad():
+        for start in range(0, len(test), 65_536):
+            scores.append(graph(torch.from_numpy(test[start : start + 65_536]))[2].numpy())
+    return np.concatenate(scores)
+
+
+def isolation_forest(train: np.ndarray, test: np.ndarray, seed: int, config: str) -> Scores:
+    from sklearn.ensemble import IsolationForest
+
+    forest = IsolationForest(random_state=seed).fit(train)
+    return -forest.score_samples(test)
+
+
+def pca(train: np.ndarray, test: np.ndarray, seed: int, config: str) -> Scores:
+    from sklearn.decomposition import PCA
+
+    train, test = standardize(train, test)
+    model = PCA(n_components=PCA_VARIANCE, random_state=seed).fit(train)
+    reconstructed = model.inverse_transform(model.transform(test))
+    scores: Scores = ((test - reconstructed) ** 2).mean(axis=1)
+    return scores
+
+
+def knn(train: np.ndarray, test: np.ndarray, seed: int, config: str) -> Scores:
+    """Distance to the k-th nearest training row, in standardized units."""
+    from sklearn.neighbors import NearestNeighbors
+
+    train, test = standardize(train, test)
+    train = subsample(train, KNN_MAX_TRAIN_ROWS, seed)
+    distances, _ = NearestNeighbors(n_neighbors=KNN_NEIGHBOURS).fit(train).kneighbors(test)
+    scores: Scores = distances[:, -1]
+    return scores
+
+
+def pyod_autoencoder(train: np.ndarray, test: np.ndarray, seed: int, config: str) -> Scores:
+    from pyod.models.auto_encoder import AutoEncoder
+
+    train = subsample(train, PYOD_MAX_TRAIN_ROWS, seed)
+    detector = AutoEncoder(random_state=seed, verbose=0, device="cpu").fit(train)
+    scores: Scores = detector.decision_function(test)
+    return scores
+
+
+METHODS: dict[str, Callable[[np.ndarray, np.ndarray, int, str], Scores]] = {
+    "aeserve": aeserve,
+    "iforest": isolation_forest,
+    "pca": pca,
+    "knn": knn,
+    "pyod_ae": pyod_autoencoder,
+}
+LABELS = {
+    "aeserve": "aeserve",
+    "iforest": "IsolationForest",
+    "pca": "PCA",
+    "knn": "kNN (k=5)",
+    "pyod_ae": "PyOD AE",
+}
+
+
+def run_task(task: Task, threads: int) -> Outcome:
+    import torch
+    from sklearn.metrics import roc_auc_score
+
+    torch.set_num_threads(threads)
+    X, y = load(task.path)
+    train_idx, test_idx = split(y, task.seed)
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scores = METHODS[task.method](X[train_idx], X[test_idx], task.seed, task.config)
+    seconds = time.perf_counter() - started
+    scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=np.inf)
+    auc = float(roc_auc_score(y[test_idx], scores))
+    return Outcome(task.dataset, task.seed, task.method, auc, seconds)
+
+
+def table(outcomes: list[Outcome], datasets: list[str], methods: list[str]) -> str:
+    """Markdown: mean ROC-AUC per data set and method, the mean, and the mean gap to kNN."""
+    auc: dict[tuple[str, str], list[float]] = {}
+    seconds: dict[str, list[float]] = {}
+    for outcome in outcomes:
+        auc.setdefault((outcome.dataset, outcome.method), []).append(outcome.auc)
+        if outcome.method == "aeserve":
+            seconds.setdefault(outcome.dataset, []).append(outcome.seconds)
+    mean = {key: float(np.mean(values)) for key, values in auc.items()}
+    timed = "aeserve" in methods
+    header = ["data set", *(LABELS[m] for m in methods)] + (["aeserve train s"] if timed else [])
+    lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
+    for dataset in datasets:
+        cells = [f"{mean[(dataset, m)]:.3f}" for m in methods]
+        if timed:
+            cells.append(f"{np.mean(seconds[dataset]):.1f}")
+        lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    averages = {m: float(np.mean([mean[(d, m)] for d in datasets])) for m in methods}
+    cells = [f"**{averages[m]:.3f}**" for m in methods] + ([""] if timed else [])
+    lines.append("| **mean** | " + " | ".join(cells) + " |")
+    if "knn" in methods:
+        cells = [f"{averages[m] - averages['knn']:+.3f}" for m in methods] + ([""] if timed else [])
+        lines.append("| gap to kNN | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def notes() -> str:
+    return (
+        "protocol: shared/data/adbench/README.md. aeserve: the default TrainConfig, fitted on "
+        "the training half (of which it holds out 20 % for early stopping, as the service does). "
+        f"kNN: distance to the {KNN_NEIGHBOURS}th neighbour after standardizing, fitted on at "
+        f"most {KNN_MAX_TRAIN_ROWS:,} training rows (a random subsample on the larger sets). "
+        f"PCA: standardized, the components explaining {PCA_VARIANCE:.0%} of the variance, "
+        "score = mean squared reconstruction error. IsolationForest: library defaults. "
+        f"PyOD AutoEncoder: library defaults, fitted on at most {PYOD_MAX_TRAIN_ROWS:,} training "
+        "rows (its full training half of the largest sets would take over half an hour per seed)."
+    )
+
+
+def machine() -> str:
+    cpu = platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0].split(":", 1)[1].strip() if names else cpu
+    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()}, Python {platform.python_version()}"
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        )
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", help="comma-separated names (default: every .npz)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
+    parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
+    parser.add_argument(
+        "--config", default="{}", help="JSON overrides of aeserve's TrainConfig (default: none)"
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS, help="markdown file to write")
+    parser.add_argument("--raw", type=Path, help="also write every outcome as JSON lines here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    data = Path(os.environ.get("AESERVE_ADBENCH_DIR", DEFAULT_DATA))
+    available = sorted(data.glob("*.npz"), key=lambda p: int(p.stem.split("_")[0]))
+    datasets = args.datasets.split(",") if args.datasets else [p.stem for p in available]
+    methods = args.methods.split(",")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        sys.exit(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+    json.loads(args.config)  # fail now, not in a worker
+    tasks = [
+        Task(name, seed, method, data / f"{name}.npz", args.config)
+        for name in datasets
+        for seed in range(args.seeds)
+        for method in methods
+    ]
+    # Biggest files first so the slowest tasks do not start last.
+    tasks.sort(key=lambda t: -t.path.stat().st_size)
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    started = time.perf_counter()
+    outcomes: list[Outcome] = []
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [pool.submit(run_task, task, threads) for task in tasks]
+        for future in futures:
+            outcome = future.result()
+            outcomes.append(outcome)
+            print(
+                f"{outcome.dataset} seed {outcome.seed} {outcome.method}: "
+                f"ROC-AUC {outcome.auc:.4f} in {outcome.seconds:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    markdown = table(outcomes, datasets, methods)
+    print(markdown)
+    command = "python -m bench.quality" + (f" {' '.join(sys.argv[1:])}" if argv is None else "")
+    minutes = (time.perf_counter() - started) / 60
+    header = [
+        "# Anomaly-detection quality (ROC-AUC)",
+        "",
+        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- commit: {commit()}",
+        f"- machine: {machine()}",
+        f"- command: `{command}`",
+        f"- seeds: {args.seeds}; aeserve config overrides: `{args.config}`; wall time "
+        f"{minutes:.0f} min",
+        f"- {notes()}",
+        "",
+    ]
+    if args.raw:
+        args.raw.write_text("".join(json.dumps(vars(o)) + "\n" for o in outcomes))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text("\n".join(header) + markdown + "\n")
+
+
+if __name__ == "__main__":
+    main()
