@@ -6,10 +6,10 @@ one n × d array and splits the outputs back by row. Under load many batch-1 cal
 large ones, where onnxruntime's cost per row is an order of magnitude lower; an idle server runs a
 lone request at once (unless `max_delay_s` asks it to wait for company).
 
-The worker is a plain thread, so inference never blocks the event loop, and results go back with
-one `call_soon_threadsafe` per batch. It exits after `idle_s` without work and starts again with
-the next request: a version that is swapped out finishes what it has queued and then lets its
-thread go, with nothing to close.
+Workers are plain threads, so inference never blocks the event loop, and results go back with one
+`call_soon_threadsafe` per batch. A worker exits after `idle_s` without work and another starts
+with the next request: a version that is swapped out finishes what it has queued and then lets
+its threads go, with nothing to close.
 """
 
 from __future__ import annotations
@@ -52,10 +52,12 @@ class DynamicBatcher:
         max_rows: int,
         max_delay_s: float = 0.0,
         enabled: bool = True,
+        workers: int = 1,
         idle_s: float = 5.0,
         name: str = "batcher",
     ) -> None:
         self.max_rows = max_rows
+        self.workers = workers
         self.max_delay_s = max_delay_s
         self.enabled = enabled
         self.idle_s = idle_s
@@ -63,7 +65,9 @@ class DynamicBatcher:
         self._run = run
         self._queue: deque[_Pending] = deque()
         self._ready = threading.Condition(threading.Lock())
-        self._worker: threading.Thread | None = None
+        self._threads = 0  # workers alive
+        self._rows_waiting = 0
+        self._idle = 0  # workers waiting for requests
 
     async def submit(self, key: Hashable, rows: np.ndarray[Any, Any]) -> Arrays:
         """The outputs of `run(key, rows)`, for these rows only."""
@@ -73,18 +77,30 @@ class DynamicBatcher:
         future: asyncio.Future[Arrays] = loop.create_future()
         with self._ready:
             self._queue.append(_Pending(key, rows, future, loop))
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name=self.name, daemon=True)
-                self._worker.start()
+            self._rows_waiting += len(rows)
+            if self._needs_worker():
+                self._threads += 1
+                threading.Thread(target=self._work, name=self.name, daemon=True).start()
             else:
                 self._ready.notify()
         # A cancelled caller cancels `future`; the worker then skips or ignores it.
         return await future
 
+    def _needs_worker(self) -> bool:
+        """Whether to start a thread: none is running, or all are busy and half a batch waits.
+
+        Small requests are better merged by the one busy worker than run beside it (the event
+        loop, not onnxruntime, is then the bottleneck); large ones can use a spare core.
+        """
+        if self._threads == 0:
+            return True
+        busy = self._idle == 0 and self._threads < self.workers
+        return busy and self._rows_waiting >= self.max_rows // 2
+
     @property
     def running(self) -> bool:
-        """Whether a worker thread is alive (it exits after `idle_s` without work)."""
-        return self._worker is not None
+        """Whether a worker thread is alive (each exits after `idle_s` without work)."""
+        return self._threads > 0
 
     # -- the worker thread ------------------------------------------------------------------
 
@@ -97,8 +113,11 @@ class DynamicBatcher:
         """The next requests to run together; [] if all were cancelled, None to exit."""
         with self._ready:
             while not self._queue:
-                if not self._ready.wait(self.idle_s) and not self._queue:
-                    self._worker = None  # under the lock: `submit` starts a new one if needed
+                self._idle += 1
+                woken = self._ready.wait(self.idle_s)
+                self._idle -= 1
+                if not woken and not self._queue:
+                    self._threads -= 1  # under the lock: `submit` starts a new one if needed
                     return None
             key = self._queue[0].key
             if self.max_delay_s > 0:
@@ -130,6 +149,7 @@ class DynamicBatcher:
                 full = full or pending.key == key  # later ones must not overtake it
                 kept.append(pending)
         self._queue = kept
+        self._rows_waiting = sum(len(p.rows) for p in kept)
         return taken
 
     def _execute(self, batch: list[_Pending]) -> None:

@@ -74,6 +74,7 @@ class RuntimeOptions:
     dynamic_batching: bool = True
     max_batch_rows: int = 256
     max_queue_delay_us: int = 0
+    batch_workers: int = 2
     cpu_mem_arena: bool = True
     mem_pattern: bool = True
 
@@ -88,6 +89,7 @@ class RuntimeOptions:
             dynamic_batching=settings.dynamic_batching,
             max_batch_rows=settings.max_batch_rows,
             max_queue_delay_us=settings.max_queue_delay_us,
+            batch_workers=settings.batch_workers,
             cpu_mem_arena=settings.cpu_mem_arena,
             mem_pattern=settings.mem_pattern,
         )
@@ -245,6 +247,7 @@ class ModelRuntime:
             max_rows=options.max_batch_rows,
             max_delay_s=options.max_queue_delay_us / 1e6,
             enabled=options.dynamic_batching,
+            workers=options.batch_workers,
             name=f"aeserve-batcher-{self.name}-v{self.version}",
         )
 

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     max_queue_delay_us: int = Field(default=0, ge=0)
     """How long the batcher holds a request waiting for more to fill the batch. 0 runs at once
     with whatever queued up while the previous batch ran, which already batches under load."""
+    batch_workers: int = Field(default=2, ge=1)
+    """Most threads per model version running merged batches. Another starts only while all are
+    busy and half of `max_batch_rows` is waiting, so large requests use spare cores and small
+    ones keep being merged."""
     cpu_mem_arena: bool = True
     """onnxruntime's CPU memory arena: buffers are reused between runs instead of reallocated."""
     mem_pattern: bool = True

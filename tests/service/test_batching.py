@@ -194,3 +194,33 @@ def test_max_rows_bounds_every_merged_run(max_rows: int) -> None:
     asyncio.run(main())
     assert all(n <= max_rows for _, n in run.calls)
     assert sum(n for _, n in run.calls) == 20
+
+
+def test_a_second_worker_takes_large_requests_while_the_first_is_busy() -> None:
+    first_call = threading.Event()
+    release = threading.Event()
+
+    def run(key: Hashable, rows: np.ndarray) -> Sequence[np.ndarray]:
+        if rows[0, 0] == 0:  # the first request holds its worker until released
+            first_call.set()
+            release.wait(5)
+        return [rows * 2]
+
+    batcher = DynamicBatcher(run, max_rows=8, workers=2)
+
+    async def main() -> tuple[bool, bool]:
+        holding = asyncio.create_task(batcher.submit("k", rows_for(0)))
+        while not first_call.is_set():
+            await asyncio.sleep(0.001)
+        small = asyncio.create_task(batcher.submit("k", rows_for(1, 1)))
+        await asyncio.sleep(0.1)
+        small_waited = not small.done()  # too little waiting to start a second thread
+        large = asyncio.create_task(batcher.submit("k", rows_for(2, 8)))
+        await asyncio.wait_for(asyncio.gather(small, large), 2)  # beside the busy worker
+        still_holding = not holding.done()
+        release.set()
+        await holding
+        return small_waited, still_holding
+
+    small_waited, still_holding = asyncio.run(main())
+    assert small_waited and still_holding
