@@ -55,7 +55,8 @@ def config() -> TrainConfig:
 def aeserve_fit(X: np.ndarray) -> float:
     """Samples/s of `models.training.fit`, which `aeserve train` calls (validation included)."""
     result = fit(X, config())
-    return result.rows_train * result.epochs_run / result.seconds
+    per_epoch = min(result.rows_train, getattr(result.config, "max_rows_per_epoch", None) or ROWS)
+    return per_epoch * result.epochs_run / result.seconds
 
 
 def hand_loop(X: np.ndarray) -> float:
