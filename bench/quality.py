@@ -296,6 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{minutes:.0f} min",
         f"- {notes()}",
         "",
+        "",
     ]
     if args.raw:
         args.raw.write_text("".join(json.dumps(vars(o)) + "\n" for o in outcomes))
