@@ -61,7 +61,15 @@ def test_cardio_anomalies_score_above_held_out_normals(client: TestClient):
     body = {
         "name": "cardio",
         "data": {"dataset": upload.json()["dataset"]},
-        "config": {"epochs": 30, "latent_dim": 3, "seed": 0},
+        # A short run of a small network, pinned so the test does not follow the defaults: on
+        # cardio it scores 0.95, where the defaults' longer training scores 0.84 (docs/quality.md).
+        "config": {
+            "epochs": 30,
+            "hidden_dims": [10],
+            "latent_dim": 3,
+            "batch_size": 256,
+            "seed": 0,
+        },
     }
     response = client.post("/train", json=body, headers=AUTH)
     assert response.status_code == 202
