@@ -62,8 +62,9 @@ class TrainConfig(BaseModel):
     learning_rate: float = Field(default=1e-3, gt=0, le=1, description="Optimizer step size.")
     learning_rate_schedule: Schedule = Field(
         default="plateau",
-        description="plateau halves the learning rate after a quarter of "
-        "early_stopping_patience epochs (at least 1) without a lower validation loss.",
+        description="plateau halves the learning rate once the validation loss has not "
+        "improved for more than a quarter of early_stopping_patience epochs (at least 1); "
+        "constant keeps it.",
     )
     weight_decay: float = Field(
         default=0.0, ge=0, le=1, description="L2 penalty on the weights, passed to the optimizer."

@@ -12,6 +12,7 @@ from models.training import (
     evaluate,
     fit,
     make_loss_fn,
+    make_scheduler,
     train_one_epoch,
 )
 
@@ -185,3 +186,17 @@ def test_max_rows_per_epoch_larger_than_the_data_visits_every_row(cardio: np.nda
     everything = fit(cardio[:300], config)
     bounded = fit(cardio[:300], config.model_copy(update={"max_rows_per_epoch": 10_000}))
     assert everything.history == bounded.history
+
+
+def test_plateau_schedule_halves_the_rate_after_a_quarter_of_the_patience() -> None:
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([weight], lr=1e-3)
+    scheduler = make_scheduler(optimizer, TrainConfig(early_stopping_patience=20))
+    assert scheduler is not None
+    rates = []
+    for _ in range(8):
+        scheduler.step(1.0)  # a validation loss that never improves
+        rates.append(optimizer.param_groups[0]["lr"])
+    # The first epoch sets the best; five more without improvement are tolerated, the sixth halves.
+    assert rates == [1e-3] * 6 + [5e-4] * 2
+    assert make_scheduler(optimizer, TrainConfig(learning_rate_schedule="constant")) is None
