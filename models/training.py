@@ -16,13 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from models.autoencoder import Autoencoder
-from models.config import ConfigError, TrainConfig
+from models.config import BCE_RANGE_TOLERANCE, MIN_ROWS, ConfigError, TrainConfig
 from models.data import DataError, check_training_rows
 from models.scaling import Scaling, fit_scaling
-
-MIN_ROWS = 10
-BCE_RANGE_TOLERANCE = 1e-5
-"""minmax-scaled training rows can land a float32 rounding outside [0, 1]; that is no error."""
 
 Progress = Callable[[int, int, float, float], None]
 ShouldStop = Callable[[], bool]

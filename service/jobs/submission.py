@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.config import TrainConfig
+from models.config import BCE_RANGE_TOLERANCE, MIN_ROWS, TrainConfig
 from service.errors import InvalidInput
 from service.jobs.backend import JobBackend
 from service.jobs.datasets import DatasetNotFound, DatasetStore, DataSummary
 from service.jobs.records import JobRecord, JobSpec
 from service.jobs.schemas import TrainRequest
 from service.repository import ModelRepository, check_name
-
-MIN_TRAINING_ROWS = 10
-"""`models.training.MIN_ROWS`, repeated because that module imports torch."""
-BCE_RANGE_TOLERANCE = 1e-5
 
 
 def submit(
@@ -62,10 +58,8 @@ def as_matrix(vectors: list[list[float]]) -> np.ndarray:
 def check_data(
     name: str, config: TrainConfig, data: DataSummary, repository: ModelRepository
 ) -> None:
-    if data.rows < MIN_TRAINING_ROWS:
-        raise InvalidInput(
-            f"data has {data.rows} rows; training needs at least {MIN_TRAINING_ROWS}"
-        )
+    if data.rows < MIN_ROWS:
+        raise InvalidInput(f"data has {data.rows} rows; training needs at least {MIN_ROWS}")
     try:
         resolved = config.resolve(data.dim)
     except ValueError as exc:
