@@ -1,11 +1,13 @@
-"""Turn a request body (JSON validated by pydantic-core, or `.npy`) into a float32 batch.
+"""Turn a request body (JSON, or `.npy`) into a float32 batch.
 
-JSON is validated straight from the raw bytes in pydantic's core, so no Python-level pass over
-the floats happens before NumPy packs them into one array.
+A plain JSON body's matrix goes from simdjson's buffer of doubles to float32 with no Python object
+per value (service/jsonmatrix.py), its other fields through pydantic. Any body simdjson cannot
+vouch for is validated from the raw bytes in pydantic's core, which words what is wrong with it.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -14,9 +16,16 @@ import numpy as np
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from service import jsonmatrix
 from service.codecs import NPY, decode_npy
 from service.errors import InvalidInput, UnsupportedMediaType
-from service.schemas import DecodeRequest, Request, ScoreRequest, VectorsRequest
+from service.schemas import (
+    DecodeRequest,
+    Request,
+    ScoreOptionFields,
+    ScoreRequest,
+    VectorsRequest,
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,8 @@ def rows_to_array(
 ) -> np.ndarray:
     """Pack validated rows into float32; a ragged batch is named by its first odd row."""
     try:
-        array = np.array(rows, dtype=np.float32)
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf; check_batch names it
+            array = np.array(rows, dtype=np.float32)
     except ValueError:  # ragged: NumPy refuses it, and the loop below names the row
         array = None
     if array is None or array.shape[1:] != (expected_dim,):
@@ -113,20 +123,39 @@ def read_batch(
     expected_dim: int,
     label: str,
 ) -> tuple[np.ndarray, Request | None]:
-    """The request's matrix as an array, and the parsed JSON request when the body was JSON."""
+    """The request's matrix as an array, and its other fields where a JSON body may carry some.
+
+    simdjson reads plain bodies (service/jsonmatrix.py); pydantic judges every other one.
+    """
     _check_content_type(content_type)
     if _is_npy(content_type):
         return decode_npy(body), None
+    field = "codes" if schema is DecodeRequest else "vectors"
+    fast = jsonmatrix.decode(body, field, _field_names(schema), expected_dim)
+    if fast is not None:
+        array, others = fast
+        if schema is not ScoreRequest:
+            return array, None  # the only field is the matrix
+        try:
+            options = ScoreOptionFields.model_validate(others, strict=True)
+        except ValidationError:
+            pass  # pydantic's full pass below finds it again and words it
+        else:
+            return array, options
     request = parse_json(body, schema)
-    field = "codes" if isinstance(request, DecodeRequest) else "vectors"
     rows = request.codes if isinstance(request, DecodeRequest) else request.vectors
     # A single vector is a batch of one.
     matrix = rows if isinstance(rows[0], list) else [rows]
     return rows_to_array(matrix, field, expected_dim, label), request
 
 
+@functools.cache
+def _field_names(schema: type[Request]) -> frozenset[str]:
+    return frozenset(schema.model_fields)
+
+
 def score_options(request: Request | None, threshold: float | None, explain: bool) -> ScoreOptions:
     """JSON fields win; for `.npy` bodies the options come from the query string."""
-    if isinstance(request, ScoreRequest):
+    if isinstance(request, ScoreRequest | ScoreOptionFields):
         return ScoreOptions(threshold=request.threshold, explain=request.explain)
     return ScoreOptions(threshold=threshold, explain=explain)

@@ -56,11 +56,23 @@ class ReconstructionResponse(BaseModel):
     reconstructions: list[list[float]] = Field(description="Reconstructions in input units, n × d.")
 
 
+Threshold = Annotated[
+    FiniteFloat | None,
+    Field(description="Overrides the model's calibrated threshold for `anomalies`."),
+]
+Explain = Annotated[bool, Field(description="Also return per-feature losses.")]
+
+
 class ScoreRequest(VectorsRequest):
-    threshold: FiniteFloat | None = Field(
-        default=None, description="Overrides the model's calibrated threshold for `anomalies`."
-    )
-    explain: bool = Field(default=False, description="Also return per-feature losses.")
+    threshold: Threshold = None
+    explain: Explain = False
+
+
+class ScoreOptionFields(Request):
+    """A /score body's fields besides its matrix, validated apart when simdjson reads the matrix."""
+
+    threshold: Threshold = None
+    explain: Explain = False
 
 
 class ScoreResponse(BaseModel):
