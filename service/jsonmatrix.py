@@ -36,7 +36,7 @@ def decode(
     if not body or body[0] not in _OPENERS:  # a byte-order mark or not an object at all
         return None
     reuse = len(body) <= _REUSE_LIMIT
-    parser: simdjson.Parser = getattr(_local, "parser", None) if reuse else None
+    parser: simdjson.Parser | None = getattr(_local, "parser", None) if reuse else None
     if parser is None:
         parser = simdjson.Parser()
         if reuse:
