@@ -11,32 +11,39 @@ class BodyTooLarge(Exception):
     pass
 
 
+def declared_too_large(scope: Scope, max_bytes: int) -> bool:
+    """Whether the request's Content-Length alone already exceeds the limit."""
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value) > max_bytes
+            except ValueError:
+                return False
+    return False
+
+
+async def reject(scope: Scope, send: Send, max_bytes: int) -> None:
+    """The 413 answer, with the connection closed: the rest of the body is not read."""
+    path = scope.get("path", "")
+    key = "error" if path.startswith("/v2") else "detail"
+    body = dump_json({key: f"request body is larger than the limit of {max_bytes} bytes"})
+    headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class BodySizeLimit:
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def _reject(self, scope: Scope, send: Send) -> None:
-        path = scope.get("path", "")
-        key = "error" if path.startswith("/v2") else "detail"
-        body = dump_json({key: f"request body is larger than the limit of {self.max_bytes} bytes"})
-        headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    too_large = int(value) > self.max_bytes
-                except ValueError:
-                    too_large = False
-                if too_large:
-                    await self._reject(scope, send)
-                    return
+        if declared_too_large(scope, self.max_bytes):
+            await reject(scope, send, self.max_bytes)
+            return
         received = 0
         started = False
 
@@ -59,4 +66,4 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(scope, send)
+                await reject(scope, send, self.max_bytes)

@@ -34,6 +34,7 @@ class ScoreOptions:
     explain: bool = False
 
 
+_NO_OPTIONS = ScoreOptionFields()
 _ROWS_BRANCH = "list[list[float]]"
 _ROW_BRANCH = "list[float]"
 
@@ -136,6 +137,8 @@ def read_batch(
         array, others = fast
         if schema is not ScoreRequest:
             return array, None  # the only field is the matrix
+        if not others:
+            return array, _NO_OPTIONS
         try:
             options = ScoreOptionFields.model_validate(others, strict=True)
         except ValidationError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
@@ -83,3 +84,22 @@ def test_openapi_documents_every_schema(client: TestClient):
     for path in ("/encode", "/decode", "/reconstruct", "/models", "/readyz"):
         assert path in spec["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_an_unexpected_failure_is_a_json_500_and_is_counted(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    runtime = client.app.state.registry.get()  # type: ignore[attr-defined]
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a fault inside the runtime")
+
+    monkeypatch.setattr(runtime, "score_async", broken)
+    response = client.post("/score", json={"vectors": [ROW]})
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal server error"}
+    assert "a fault inside the runtime" in caplog.text  # the traceback is logged, not sent
+    assert (
+        'aeserve_requests_total{method="POST",model="tiny",route="/score",status="500",version="1"} 1.0'
+        in client.get("/metrics").text
+    )
