@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import operator
 import threading
 import time
 from collections.abc import Hashable, Sequence
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service.batching import DynamicBatcher
+from service.batching import DynamicBatcher, running_loop
 
 
 class Recorder:
@@ -224,3 +225,22 @@ def test_a_second_worker_takes_large_requests_while_the_first_is_busy() -> None:
 
     small_waited, still_holding = asyncio.run(main())
     assert small_waited and still_holding
+
+
+def test_running_loop_is_each_threads_current_one() -> None:
+    async def both() -> tuple[asyncio.AbstractEventLoop, asyncio.AbstractEventLoop]:
+        return running_loop(), asyncio.get_running_loop()
+
+    for _ in range(3):  # a new loop each time in this thread: never the remembered old one
+        remembered, actual = asyncio.run(both())
+        assert remembered is actual
+    seen: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda: seen.append(operator.is_(*asyncio.run(both()))))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == [True] * 4
