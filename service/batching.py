@@ -6,6 +6,9 @@ one n × d array and splits the outputs back by row. Under load many batch-1 cal
 large ones, where onnxruntime's cost per row is an order of magnitude lower; an idle server runs a
 lone request at once (unless `max_delay_s` asks it to wait for company).
 
+Turned off, the same workers run each request as its own call, in arrival order: on and off then
+differ in the merging alone, not in how work reaches onnxruntime.
+
 Workers are plain threads, so inference never blocks the event loop, and results go back with one
 `call_soon_threadsafe` per batch. A worker exits after `idle_s` without work and another starts
 with the next request: a version that is swapped out finishes what it has queued and then lets
@@ -88,8 +91,6 @@ class DynamicBatcher:
     async def submit(self, key: Hashable, rows: np.ndarray[Any, Any]) -> Arrays:
         """The outputs of `run(key, rows)`, for these rows only."""
         loop = running_loop()
-        if not self.enabled:  # still off the event loop, one call per request
-            return list(await loop.run_in_executor(None, self._run, key, rows))
         future: asyncio.Future[Arrays] = loop.create_future()
         with self._ready:
             self._queue.append(_Pending(key, rows, future, loop))
@@ -111,7 +112,7 @@ class DynamicBatcher:
         if self._threads == 0:
             return True
         busy = self._idle == 0 and self._threads < self.workers
-        return busy and self._rows_waiting >= self.max_rows // 2
+        return busy and (not self.enabled or self._rows_waiting >= self.max_rows // 2)
 
     @property
     def running(self) -> bool:
@@ -136,6 +137,8 @@ class DynamicBatcher:
                     self._threads -= 1  # under the lock: `submit` starts a new one if needed
                     return None
             key = self._queue[0].key
+            if not self.enabled:
+                return self._take_one()
             if self.max_delay_s > 0:
                 deadline = time.monotonic() + self.max_delay_s
                 while self._rows_queued(key) < self.max_rows:
@@ -144,6 +147,15 @@ class DynamicBatcher:
                         break
                     self._ready.wait(remaining)
             return self._take(key)
+
+    def _take_one(self) -> list[_Pending]:
+        """With batching off: the oldest request still wanted, alone."""
+        while self._queue:
+            pending = self._queue.popleft()
+            self._rows_waiting -= len(pending.rows)
+            if not pending.future.cancelled():
+                return [pending]
+        return []
 
     def _rows_queued(self, key: Hashable) -> int:
         return sum(len(p.rows) for p in self._queue if p.key == key)
