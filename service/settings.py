@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=8192, ge=1)
     """Most rows one request may carry."""
     dynamic_batching: bool = True
-    """Merge concurrent inference requests for one model version into one onnxruntime call."""
+    """Merge concurrent inference requests for one model version into one onnxruntime call.
+    Off, the same worker threads run each request as its own call."""
     max_batch_rows: int = Field(default=256, ge=1)
     """Most rows the dynamic batcher merges into one onnxruntime call; a larger request runs
     alone, unsplit."""
