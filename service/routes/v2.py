@@ -2,6 +2,8 @@
 
 Every model route answers under `/v2/models/{name}` and, pinned to a version, under
 `/v2/models/{name}/versions/{version}`. Errors are `{"error": …}`, as the protocol has them.
+Inference goes through the version's dynamic batcher (`ModelRuntime.infer_async`), like the
+REST routes, and its configuration says so (`dynamic_batching`) when batching is on.
 """
 
 from __future__ import annotations
@@ -115,7 +117,14 @@ def model_config(model: ModelDep) -> ModelConfig:
     dependencies=[InferenceKey],
     openapi_extra=_INFER_BODY,
 )
-def infer(model: ModelDep, inference: InferenceDep) -> Response:
-    """Run the model on the request's tensors; outputs answer as JSON or binary data."""
-    results = model.runtime.infer(model.graph, inference.arrays, inference.output_names)
+async def infer(model: ModelDep, inference: InferenceDep) -> Response:
+    """Run the model on the request's tensors; outputs answer as JSON or binary data.
+
+    Rows are merged with concurrent requests for the same version, graph and outputs by the
+    version's dynamic batcher, as on the REST routes.
+    """
+    # Fetched in the model's order, so requests naming the same outputs share one batch.
+    asked = set(inference.output_names)
+    wanted = [spec.name for spec in model.outputs if spec.name in asked]
+    results = await model.runtime.infer_async(model.graph, inference.arrays, wanted)
     return wire.response(*tensors.encode(model, inference, results))

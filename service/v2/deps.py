@@ -14,10 +14,11 @@ from service.v2.models import ProtocolModel, resolve
 from service.v2.schemas import InferenceRequest
 
 
-def get_model(
+async def get_model(
     request: Request, registry: RegistryDep, name: str, version: str | None = None
 ) -> ProtocolModel:
-    model = resolve(registry, name, version)
+    # A coroutine, like service/deps.py's: a plain function would cost a threadpool hop.
+    model = await resolve(registry, name, version)
     # Read by the metrics middleware to label the request.
     request.state.model_name = model.runtime.name
     request.state.model_version = model.runtime.version

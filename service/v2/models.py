@@ -13,9 +13,10 @@ from service import __version__
 from service.errors import InvalidInput, ModelNotFound, VersionNotFound
 from service.registry import ModelRegistry
 from service.repository import ModelRepository
-from service.runtime import REQUIRED_IO, ModelRuntime
+from service.runtime import REQUIRED_IO, ModelRuntime, RuntimeOptions
 from service.v2.schemas import (
     ConfigTensor,
+    DynamicBatching,
     ModelConfig,
     ModelMetadata,
     ServerMetadata,
@@ -82,14 +83,18 @@ def _version_number(name: str, version: str | None) -> int | None:
     return int(version)
 
 
-def resolve(registry: ModelRegistry, name: str, version: str | None) -> ProtocolModel:
-    """The model a path names; 404 for an unknown name or version, 503 while it loads."""
+async def resolve(registry: ModelRegistry, name: str, version: str | None) -> ProtocolModel:
+    """The model a path names; 404 for an unknown name or version, 503 while it loads.
+
+    An active version answers at once; any other (which may read or load from disk) is looked up
+    in a worker thread, so the event loop never waits on the disk.
+    """
     base, graph = name, "autoencoder"
     if name.endswith(DECODER_SUFFIX):
         base, graph = name.removesuffix(DECODER_SUFFIX), "decoder"
     number = _version_number(name, version)
     try:
-        runtime = registry.get(base, number)
+        runtime = await registry.get_async(base, number)
     except ModelNotFound:
         # The registry names the repository model; the client asked for the protocol's name.
         raise ModelNotFound(f"model {name!r} not found") from None
@@ -138,12 +143,29 @@ def _config_tensors(specs: tuple[TensorSpec, ...]) -> list[ConfigTensor]:
     return tensors
 
 
+def _dynamic_batching(options: RuntimeOptions) -> DynamicBatching | None:
+    """Triton's `dynamic_batching`, from the options the version's batcher runs with.
+
+    The batcher fills a merged batch up to `max_batch_rows` rows (waiting at most the queue delay
+    for them), which is what Triton's one preferred batch size means. Triton refuses a preferred
+    size above `max_batch_size`, so it is capped at `max_batch`.
+    """
+    if not options.dynamic_batching:
+        return None
+    return DynamicBatching(
+        preferred_batch_size=[min(options.max_batch_rows, options.max_batch)],
+        max_queue_delay_microseconds=options.max_queue_delay_us,
+    )
+
+
 def config(model: ProtocolModel) -> ModelConfig:
+    options = model.runtime.options
     return ModelConfig(
         name=model.name,
         platform=PLATFORM,
         backend="onnxruntime",
-        max_batch_size=model.runtime.options.max_batch,
+        max_batch_size=options.max_batch,
         input=_config_tensors(model.inputs),
         output=_config_tensors(model.outputs),
+        dynamic_batching=_dynamic_batching(options),
     )

@@ -130,10 +130,23 @@ class ConfigTensor(BaseModel):
     )
 
 
+class DynamicBatching(BaseModel):
+    preferred_batch_size: list[int] = Field(
+        description="The merged batch the batcher fills before it runs (`max_batch_rows`).",
+        examples=[[256]],
+    )
+    max_queue_delay_microseconds: int = Field(
+        description="How long a request may wait for others to fill the batch.", examples=[0]
+    )
+
+
 class ModelConfig(BaseModel):
     name: str
     platform: str
     backend: str
-    max_batch_size: int
+    max_batch_size: int = Field(description="Most rows one request may carry (`max_batch`).")
     input: list[ConfigTensor]
     output: list[ConfigTensor]
+    dynamic_batching: DynamicBatching | None = Field(
+        default=None, description="Present when concurrent requests are merged into one run."
+    )

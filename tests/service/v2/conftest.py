@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import httpx
 import pytest
 import tritonclient.http as triton
 import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from service.app import create_app
@@ -46,12 +48,10 @@ def settings(repository: ModelRepository) -> Settings:
     )
 
 
-@pytest.fixture(scope="module")
-def server(settings: Settings) -> Iterator[str]:
-    """`host:port` of the app served by uvicorn in a thread, on a port the OS picks."""
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=0, log_level="warning", ws="none"
-    )
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """`host:port` of `app` served by uvicorn in a thread, on a port the OS picks."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="none")
     served = uvicorn.Server(config)
     thread = threading.Thread(target=served.run, name="uvicorn-v2-tests", daemon=True)
     thread.start()
@@ -66,6 +66,13 @@ def server(settings: Settings) -> Iterator[str]:
     finally:
         served.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def server(settings: Settings) -> Iterator[str]:
+    """`host:port` of the app served by uvicorn in a thread, on a port the OS picks."""
+    with serving(create_app(settings)) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")

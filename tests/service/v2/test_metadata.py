@@ -75,6 +75,10 @@ def test_model_config(triton_client: triton.InferenceServerClient, settings: Set
             {"name": "scores", "data_type": "TYPE_FP32", "dims": [1], "reshape": {"shape": []}},
             {"name": "feature_errors", "data_type": "TYPE_FP32", "dims": [4]},
         ],
+        "dynamic_batching": {
+            "preferred_batch_size": [min(settings.max_batch_rows, settings.max_batch)],
+            "max_queue_delay_microseconds": settings.max_queue_delay_us,
+        },
     }
     assert triton_client.get_model_config("tiny.decoder", "2")["input"] == [
         {"name": "codes", "data_type": "TYPE_FP32", "dims": [2]}
