@@ -6,7 +6,8 @@ limit: no validation pass, no early-stopping bookkeeping, no per-epoch progress.
 
 Both run on one torch thread: on a machine shared with other work, two spinning OpenMP threads
 make timings swing by several times from run to run. Each round times both back to back, and
-the median of the per-round ratios is reported.
+the median of the per-round ratios is reported. One untimed run of each comes first, so that
+neither side pays the process's warm-up.
 
     python -m bench.training_speed
 """
@@ -84,6 +85,10 @@ def run(rounds: int = 3) -> TrainingSpeed:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
+        # The first training run in a process pays one-time costs (library and allocator warm-up,
+        # about a third of a run) that would be charged to whichever side happens to go first.
+        aeserve_fit(X)
+        hand_loop(X)
         ours, loop = [], []
         for _ in range(rounds):
             ours.append(aeserve_fit(X))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from models.autoencoder import Autoencoder
 from models.config import ConfigError, TrainConfig
 from models.data import DataError
 from models.training import (
@@ -12,7 +13,9 @@ from models.training import (
     evaluate,
     fit,
     make_loss_fn,
+    make_optimizer,
     make_scheduler,
+    split_rows,
     train_one_epoch,
 )
 
@@ -200,3 +203,20 @@ def test_plateau_schedule_halves_the_rate_after_a_quarter_of_the_patience() -> N
     # The first epoch sets the best; five more without improvement are tolerated, the sixth halves.
     assert rates == [1e-3] * 6 + [5e-4] * 2
     assert make_scheduler(optimizer, TrainConfig(learning_rate_schedule="constant")) is None
+
+
+def test_adam_steps_with_the_fused_kernel() -> None:
+    config = TrainConfig().resolve(8)
+    model = Autoencoder.from_config(config, 8)
+    assert make_optimizer(model, config).defaults["fused"]
+    rmsprop = config.model_copy(update={"optimizer": "rmsprop"})
+    assert not make_optimizer(model, rmsprop).defaults.get("fused")
+
+
+def test_validation_rows_are_a_float32_copy_of_the_held_out_rows(cardio: np.ndarray) -> None:
+    X = cardio[:200].astype(np.float64)
+    result = fit(X, TrainConfig(epochs=1, seed=5))
+    _, val_idx = split_rows(len(X), 0.2, 5)
+    assert result.validation_rows.dtype == np.float32
+    np.testing.assert_array_equal(result.validation_rows, X[val_idx].astype(np.float32))
+    assert not np.shares_memory(result.validation_rows, X)
