@@ -40,9 +40,9 @@ class ScoreHistogram:
 
     def observe(self, model: str, values: np.ndarray[Any, Any]) -> None:
         # Bucket i counts bounds[i-1] < v <= bounds[i] (Prometheus' `le`); the last one is +Inf.
-        slots = np.searchsorted(self._bounds, values, side="left")
+        slots = self._bounds.searchsorted(values, side="left")
         counts = np.bincount(slots, minlength=self._bounds.size + 1)
-        total = float(values.sum(dtype=np.float64))
+        total = float(np.add.reduce(values, dtype=np.float64))
         with self._lock:
             if model in self._counts:
                 self._counts[model] += counts

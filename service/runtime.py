@@ -185,8 +185,17 @@ def check_batch(
             raise InvalidInput("values must be finite numbers") from None
     elif array.dtype.kind not in "biuf":  # strings, complex numbers, dates...
         raise InvalidInput(f"values must be finite numbers; got {array.dtype} data")
+    if array.dtype == np.float32 and array.flags.c_contiguous:
+        result = array
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            result = np.ascontiguousarray(array, dtype=np.float32)
+    # One reduction first: a sum is finite unless some value is not (or finite ones overflow it,
+    # which the exact check below then clears). Only then the elementwise check that names a cell.
     with np.errstate(over="ignore", invalid="ignore"):
-        result = np.ascontiguousarray(array, dtype=np.float32)
+        total = np.add.reduce(result, axis=None)
+    if np.isfinite(total):
+        return result
     finite = np.isfinite(result)
     if not finite.all():
         i, j = (int(k) for k in np.argwhere(~finite)[0])
@@ -330,7 +339,7 @@ class ModelRuntime:
     def _score_result(self, results: Sequence[FloatArray], threshold: float) -> ScoreResult:
         scores: npt.NDArray[np.float32] = results[0].reshape(-1)
         n_cal = self.calibration.size
-        at_least = n_cal - np.searchsorted(self.calibration, scores, side="left")
+        at_least = n_cal - self.calibration.searchsorted(scores, side="left")
         return ScoreResult(
             scores=scores,
             threshold=threshold,

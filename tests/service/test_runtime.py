@@ -15,7 +15,13 @@ import pytest
 
 from service.errors import CorruptVersion, InvalidInput
 from service.repository import ModelRepository
-from service.runtime import ModelRuntime, RuntimeOptions, resolve_providers, vectors_from_rows
+from service.runtime import (
+    ModelRuntime,
+    RuntimeOptions,
+    check_batch,
+    resolve_providers,
+    vectors_from_rows,
+)
 from service.settings import Settings
 from tests.tiny_model import (
     anomalous_vector,
@@ -461,3 +467,11 @@ def test_importing_the_runtime_leaves_torch_and_fastapi_out() -> None:
         cwd=Path(__file__).parents[2],
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_finite_values_whose_sum_overflows_pass_the_check() -> None:
+    big = np.full((2, 4), 3e38, dtype=np.float32)  # each finite; their float32 sum is inf
+    assert check_batch(big, 4, 10, "model 'm' v1") is big
+    big[1, 2] = np.inf
+    with pytest.raises(InvalidInput, match="row 1, column 2 is inf"):
+        check_batch(big, 4, 10, "model 'm' v1")
