@@ -168,7 +168,8 @@ def write_report(
             f"{training.aeserve_samples_per_s:,.0f} samples/s; minimal hand-written PyTorch loop: "
             f"{training.loop_samples_per_s:,.0f} samples/s; "
             f"ratio **{training.ratio:.2f}×**. 784 → 256 → 32, {training.rows:,} MNIST-like rows, "
-            f"{training.epochs} epochs, batch 256, Adam, MSE, {training.threads} torch thread; "
+            f"{training.epochs} epochs, batch 256, MSE, {training.threads} torch thread; aeserve "
+            "uses fused Adam (`torch.optim.Adam(fused=True)`), the loop plain Adam; "
             "medians of 3 alternating rounds (`python -m bench.training_speed`).",
             "",
         ]
