@@ -159,28 +159,20 @@ def _bench_peer(model, server, all_bodies, expected, scripts, args, log_dir) -> 
                 if workload.npy:
                     continue
                 try:
-                    out.append(
-                        Row(
-                            model.name,
-                            server.label,
-                            workload.key,
-                            workload.label,
-                            measure(server, scripts, workload, args.seconds),
-                            1,
-                        )
-                    )
+                    load, error = measure(server, scripts, workload, args.seconds), None
                 except Exception as exc:  # a peer that breaks under load is a result too
-                    out.append(
-                        Row(
-                            model.name,
-                            server.label,
-                            workload.key,
-                            workload.label,
-                            None,
-                            0,
-                            str(exc)[:300],
-                        )
+                    load, error = None, str(exc)[:300]
+                out.append(
+                    Row(
+                        model.name,
+                        server.label,
+                        workload.key,
+                        workload.label,
+                        load,
+                        int(load is not None),
+                        error,
                     )
+                )
     except Exception as exc:
         out.append(Row(model.name, server.label, "-", "-", None, 0, str(exc)[:600]))
     return out

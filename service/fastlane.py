@@ -32,7 +32,7 @@ from service.auth import check_key
 from service.deps import Batch, BatchSchema, build_batch
 from service.errors import AeserveError, NotReady
 from service.handlers import error_response, on_unexpected_error
-from service.limits import declared_too_large, reject
+from service.limits import BodyTooLarge, declared_too_large, reject
 from service.metrics import Metrics
 from service.registry import ModelRegistry
 from service.routes import inference
@@ -123,7 +123,7 @@ class InferenceFastLane:
             response = await self._serve(route, query, scope, receive, settings)
         except AeserveError as exc:
             response = error_response(Request(scope), exc.status_code, exc.message)
-        except _BodyTooLarge:
+        except BodyTooLarge:
             await reject(scope, send, settings.max_body_bytes)
             return
         except Exception as exc:  # what ServerErrorMiddleware does for FastAPI's routes
@@ -180,17 +180,13 @@ class InferenceFastLane:
         return await route.endpoint(**arguments)
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
     value = headers.get(name)
     return value.decode("latin-1") if value is not None else None
 
 
 async def _read_body(receive: Receive, max_bytes: int) -> bytes | None:
-    """The whole body, None if the client left; `_BodyTooLarge` past `max_bytes`."""
+    """The whole body, None if the client left; `BodyTooLarge` past `max_bytes`."""
     chunks = []
     received = 0
     while True:
@@ -200,7 +196,7 @@ async def _read_body(receive: Receive, max_bytes: int) -> bytes | None:
         chunk = message.get("body", b"")
         received += len(chunk)
         if received > max_bytes:
-            raise _BodyTooLarge
+            raise BodyTooLarge
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)

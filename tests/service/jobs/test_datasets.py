@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -22,12 +21,6 @@ ARRAY = np.arange(24, dtype=np.float32).reshape(12, 2) / 4
 @pytest.fixture(scope="module")
 def deployment(request: pytest.FixtureRequest, deploy: Deploy) -> Deployment:
     return start_deployment(request, deploy, "local")
-
-
-@pytest.fixture
-def client(deployment: Deployment) -> Iterator[TestClient]:
-    with deployment.client() as client:
-        yield client
 
 
 def as_csv() -> bytes:

@@ -4,7 +4,6 @@ random half of the normal rows, it scores the anomalies above the other half (RO
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +36,6 @@ def test_roc_auc_formula():
 @pytest.fixture(scope="module")
 def deployment(request: pytest.FixtureRequest, deploy: Deploy) -> Deployment:
     return start_deployment(request, deploy, "local")
-
-
-@pytest.fixture
-def client(deployment: Deployment) -> Iterator[TestClient]:
-    with deployment.client() as client:
-        yield client
 
 
 @pytest.mark.skipif(not CARDIO.is_file(), reason=f"{CARDIO} is not available")

@@ -4,7 +4,6 @@ and no job queued for it. Submission does not depend on the backend, so the loca
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -25,12 +24,6 @@ def deployment(request: pytest.FixtureRequest, deploy: Deploy) -> Deployment:
     deployment = start_deployment(request, deploy, "local")
     publish_tiny_model(ModelRepository(deployment.settings.model_repository), "tiny")  # d = 4
     return deployment
-
-
-@pytest.fixture
-def client(deployment: Deployment) -> Iterator[TestClient]:
-    with deployment.client() as client:
-        yield client
 
 
 def detail(response: Any) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -26,12 +25,6 @@ def deployment(request: pytest.FixtureRequest, deploy: Deploy) -> Deployment:
     deployment = start_deployment(request, deploy, request.param)
     publish_tiny_model(deployment.repository, "tiny")
     return deployment
-
-
-@pytest.fixture
-def client(deployment: Deployment) -> Iterator[TestClient]:
-    with deployment.client() as client:
-        yield client
 
 
 def training_pid(deployment: Deployment, job_id: str) -> int:
