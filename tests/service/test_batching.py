@@ -54,6 +54,45 @@ def test_concurrent_requests_are_merged_and_each_gets_its_own_rows() -> None:
     assert max(n for _, n in run.calls) <= 64
 
 
+def test_requests_read_in_one_loop_iteration_share_one_run() -> None:
+    """A waiting worker is woken once the loop has queued everything that arrived together."""
+    run = Recorder()
+    batcher = DynamicBatcher(run, max_rows=64)
+
+    async def main() -> list[list[np.ndarray]]:
+        await batcher.submit("k", rows_for(0))  # starts the worker
+        await asyncio.sleep(0.05)  # which is then waiting for the next request
+        return await asyncio.gather(*(batcher.submit("k", rows_for(i)) for i in range(1, 11)))
+
+    for i, (doubled, _) in enumerate(asyncio.run(main()), start=1):
+        np.testing.assert_array_equal(doubled, rows_for(i) * 2)
+    assert run.calls == [("k", 1), ("k", 10)]
+
+
+def test_more_than_a_batch_wakes_a_second_waiting_worker() -> None:
+    calls: list[tuple[int, str]] = []
+    both_running = threading.Barrier(2, timeout=2)
+
+    def run(key: Hashable, rows: np.ndarray) -> Sequence[np.ndarray]:
+        calls.append((len(rows), threading.current_thread().name))
+        if len(rows) == 8:
+            both_running.wait()  # each large request is held until the other one runs too
+        return [rows * 2]
+
+    batcher = DynamicBatcher(run, max_rows=8, workers=2, idle_s=30)
+
+    async def main() -> None:
+        # Two busy-looking workers: the second starts while the first holds a large request.
+        first = asyncio.create_task(batcher.submit("k", rows_for(0, 8)))
+        await asyncio.sleep(0.05)
+        await asyncio.gather(first, batcher.submit("k", rows_for(1, 8)))
+        await asyncio.sleep(0.05)  # both are now waiting
+        await asyncio.gather(*(batcher.submit("k", rows_for(i, 8)) for i in (2, 3)))
+
+    asyncio.run(main())
+    assert [n for n, _ in calls] == [8, 8, 8, 8]
+
+
 def test_order_is_kept_under_concurrency_from_many_tasks() -> None:
     run = Recorder()
     batcher = DynamicBatcher(run, max_rows=16)
