@@ -11,6 +11,9 @@ from typing import Any
 from bench.load import Load
 
 ON, OFF, NAIVE = "aeserve, batching on", "aeserve, batching off", "naive FastAPI"
+# bench/gpu.py writes its section between these; a rewrite of the file by `make bench` keeps it.
+GPU_START = "<!-- gpu: written by python -m bench.gpu -->"
+GPU_END = "<!-- /gpu -->"
 ROWS = {"b1": 1, "b64": 64, "c64": 1, "npy256": 256}
 
 
@@ -127,6 +130,7 @@ def write_report(
     args: argparse.Namespace,
     workloads: list[Any],
 ) -> None:
+    kept_gpu = gpu_section(path.read_text()) if path.exists() else None
     lines = [
         "# Serving benchmark",
         "",
@@ -138,7 +142,9 @@ def write_report(
         "- load: `wrk -t1 -cN -dS --timeout=10s -s SCRIPT URL`, each script POSTs one fixed body "
         "(bench/load.py); aeserve and the naive server are measured in alternating rounds and the "
         "median round is shown; every server is one process with onnxruntime on one thread.",
-        "- GPU: not measured here; no GPU machine was lent to this work.",
+        "- GPU: see the GPU section at the end (`python -m bench.gpu`, on a GPU machine)."
+        if kept_gpu
+        else "- GPU: not measured here; no GPU machine was lent to this work.",
         "",
     ]
     for model, rows, raw in results:
@@ -174,5 +180,23 @@ def write_report(
             "",
         ]
     lines += ["## Workloads", ""] + [f"- `{w.key}`: {w.label}" for w in workloads] + [""]
+    if kept_gpu:
+        lines += [kept_gpu, ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
+
+
+def gpu_section(text: str) -> str | None:
+    """The GPU section of a results file, markers included, if it has one."""
+    start, end = text.find(GPU_START), text.find(GPU_END)
+    if start < 0 or end < start:
+        return None
+    return text[start : end + len(GPU_END)]
+
+
+def replace_gpu_section(text: str, section: str) -> str:
+    """`text` with its GPU section replaced by `section`, or with `section` added at the end."""
+    old = gpu_section(text)
+    if old is not None:
+        return text.replace(old, section)
+    return (text.rstrip("\n") + "\n\n" if text.strip() else "") + section + "\n"
