@@ -11,7 +11,8 @@ floats a /score needs; rows start on the host and scores end there, as in a serv
 - onnxruntime, CUDA provider: `session.run` on NumPy arrays;
 - onnxruntime, CUDA provider with IO binding: the input bound from the host, the scores bound on
   the device and copied back alone;
-- PyTorch, CUDA: the TorchScript export on the device, rows copied up and scores down.
+- PyTorch, CUDA: the TorchScript export on the device with the manifest's scaling and loss around
+  it, rows copied up and scores down.
 
 The table goes into bench/results/serving.md, between the markers that `make bench` keeps when
 it rewrites the file, with the GPU named. Without a CUDA provider this script stops before
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -74,16 +76,30 @@ def ort_io_binding(session: ort.InferenceSession, x: np.ndarray) -> Callable[[],
     return call
 
 
-def torch_cuda(path: Path, x: np.ndarray) -> Callable[[], object]:
+def torch_cuda(folder: Path, x: np.ndarray) -> Callable[[], object]:
+    """The TorchScript export (the bare network, on scaled rows) with the manifest's scaling and
+    loss around it, as autoencoder.onnx computes its scores."""
     import torch
 
-    module = torch.jit.load(str(path), map_location="cuda").eval()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    scaling = manifest["scaling"]
+    offset = torch.tensor(scaling["offset"], dtype=torch.float32, device="cuda")
+    scale = torch.tensor(scaling["scale"], dtype=torch.float32, device="cuda")
+    module = torch.jit.load(str(folder / "autoencoder.pt"), map_location="cuda").eval()
     host = torch.from_numpy(x).pin_memory()
 
     def call() -> object:
         with torch.inference_mode():
-            _codes, _reconstructions, scores, _errors = module(host.to("cuda", non_blocking=True))
-            return scores.cpu()
+            s = (host.to("cuda", non_blocking=True) - offset) / scale
+            if scaling["clip"]:
+                s = s.clamp(0.0, 1.0)
+            s_hat = module(s)
+            if manifest["loss"] == "bce":
+                p = s_hat.clamp(1e-7, 1 - 1e-7)
+                errors = -(s * p.log() + (1 - s) * (1 - p).log())
+            else:
+                errors = (s - s_hat) ** 2
+            return errors.mean(dim=1).cpu()
 
     return call
 
@@ -116,7 +132,7 @@ def measure(folder: Path, seconds: float) -> dict[str, dict[int, float]]:
             "onnxruntime, CPU provider": ort_plain(cpu, x),
             "onnxruntime, CUDA provider": ort_plain(cuda, x),
             "onnxruntime, CUDA provider, IO binding": ort_io_binding(cuda, x),
-            "PyTorch, CUDA (TorchScript export)": torch_cuda(folder / "autoencoder.pt", x),
+            "PyTorch, CUDA (TorchScript export)": torch_cuda(folder, x),
         }
         expected = np.asarray(cpu.run(["scores"], {"x": x})[0]).reshape(-1)
         for label, call in ways.items():
