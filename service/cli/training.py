@@ -32,6 +32,7 @@ from models.config import (
     Optimizer,
     OutputActivation,
     ScalingMethod,
+    Schedule,
     TrainConfig,
 )
 from service.errors import AeserveError
@@ -75,9 +76,16 @@ def train(
     loss: Annotated[Loss | None, typer.Option(help=_about("loss"))] = None,
     optimizer: Annotated[Optimizer | None, typer.Option(help=_about("optimizer"))] = None,
     learning_rate: Annotated[float | None, typer.Option(help=_about("learning_rate"))] = None,
+    learning_rate_schedule: Annotated[
+        Schedule | None, typer.Option(help=_about("learning_rate_schedule"))
+    ] = None,
     weight_decay: Annotated[float | None, typer.Option(help=_about("weight_decay"))] = None,
     epochs: Annotated[int | None, typer.Option(help=_about("epochs"))] = None,
     batch_size: Annotated[int | None, typer.Option(help=_about("batch_size"))] = None,
+    max_rows_per_epoch: Annotated[
+        str | None,
+        typer.Option(help=_about("max_rows_per_epoch") + " Give 'all' for None.", metavar="N|all"),
+    ] = None,
     validation_fraction: Annotated[
         float | None, typer.Option(help=_about("validation_fraction"))
     ] = None,
@@ -99,6 +107,7 @@ def train(
         "loss": loss,
         "optimizer": optimizer,
         "learning_rate": learning_rate,
+        "learning_rate_schedule": learning_rate_schedule,
         "weight_decay": weight_decay,
         "epochs": epochs,
         "batch_size": batch_size,
@@ -113,9 +122,10 @@ def train(
         check_name(name)
         if hidden_dims is not None:
             given["hidden_dims"] = _parse_widths(hidden_dims)
-        config = TrainConfig.model_validate(
-            {key: value for key, value in given.items() if value is not None}
-        )
+        chosen = {key: value for key, value in given.items() if value is not None}
+        if max_rows_per_epoch is not None:  # "all" sets the field to None, unlike leaving it out
+            chosen["max_rows_per_epoch"] = _parse_rows(max_rows_per_epoch)
+        config = TrainConfig.model_validate(chosen)
         from models.data import load_array
         from models.pipeline import train_and_publish
 
@@ -181,6 +191,17 @@ def _parse_widths(text: str) -> list[int]:
     except ValueError:
         raise ValueError(
             f"--hidden-dims {text!r} is not a comma-separated list of widths, e.g. 256,64"
+        ) from None
+
+
+def _parse_rows(text: str) -> int | None:
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(
+            f"--max-rows-per-epoch {text!r} is neither a number of rows nor 'all'"
         ) from None
 
 

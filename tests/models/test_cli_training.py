@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from models.config import TrainConfig
 from service.cli import training
 from service.repository import ModelRepository
 
@@ -56,6 +58,32 @@ def test_train_publishes_a_new_version_each_run(
     assert manifest["config"]["seed"] == 3
 
 
+@pytest.mark.parametrize(
+    ("flags", "schedule", "rows_per_epoch"),
+    [
+        ([], "plateau", 10_000),
+        (["--learning-rate-schedule", "constant", "--max-rows-per-epoch", "100"], "constant", 100),
+        (["--max-rows-per-epoch", "all"], "plateau", None),
+    ],
+)
+def test_schedule_and_rows_per_epoch_reach_the_manifest(
+    cli: typer.Typer,
+    rows: Path,
+    tmp_path: Path,
+    flags: list[str],
+    schedule: str,
+    rows_per_epoch: int | None,
+) -> None:
+    root = tmp_path / "repo"
+    code, out, _ = run(
+        cli, "train", rows, "--name", "demo", "--epochs", "1", "--repository", root, *flags
+    )
+    assert code == 0, out
+    config = ModelRepository(root).manifest("demo", 1)["config"]
+    assert config["learning_rate_schedule"] == schedule
+    assert config["max_rows_per_epoch"] == rows_per_epoch
+
+
 def test_repository_defaults_to_the_setting(
     cli: typer.Typer, rows: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -94,6 +122,9 @@ def test_models_on_an_empty_repository(cli: typer.Typer, tmp_path: Path) -> None
         ),
         (["ROWS", "--hidden-dims", "8,x"], "error: --hidden-dims '8,x' is not a comma-separated"),
         (["ROWS", "--validation-fraction", "1.5"], "error: --validation-fraction: Input should"),
+        (["ROWS", "--max-rows-per-epoch", "many"], "error: --max-rows-per-epoch 'many' is neither"),
+        (["ROWS", "--max-rows-per-epoch", "0"], "error: --max-rows-per-epoch: Input should be"),
+        (["ROWS", "--learning-rate-schedule", "cosine"], "Usage:"),
         (
             ["ROWS", "--loss", "bce", "--scaling", "standard"],
             "error: loss 'bce' needs inputs in [0, 1] after scaling",
@@ -122,3 +153,8 @@ def test_promote_unknown_version(cli: typer.Typer, rows: Path, tmp_path: Path) -
 def test_importing_the_commands_does_not_load_torch() -> None:
     code = "import sys, service.cli.training; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
+
+
+def test_every_config_field_has_a_flag() -> None:
+    flags = set(inspect.signature(training.train).parameters)
+    assert set(TrainConfig.model_fields) <= flags
