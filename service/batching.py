@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -94,7 +95,8 @@ class DynamicBatcher:
         self._threads = 0  # workers alive
         self._rows_waiting = 0
         self._idle = 0  # workers waiting for requests
-        self._waking: set[asyncio.AbstractEventLoop] = set()  # loops with a wake-up queued
+        # Loops with a wake-up queued; weak, so a loop closed before running it is not kept.
+        self._waking: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
     async def submit(self, key: Hashable, rows: np.ndarray[Any, Any]) -> Arrays:
         """The outputs of `run(key, rows)`, for these rows only."""
@@ -113,11 +115,11 @@ class DynamicBatcher:
         return await future
 
     def _wake(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Wake waiting workers for what this loop queued since its last wake-up: one, or each
-        one while more than a batch is waiting."""
+        """Wake a waiting worker for what this loop queued since its last wake-up (a worker that
+        leaves requests behind wakes the next one)."""
         with self._ready:
             self._waking.discard(loop)
-            self._ready.notify(1 if self._rows_waiting <= self.max_rows else self.workers)
+            self._ready.notify()
 
     def _needs_worker(self) -> bool:
         """Whether to start a thread: none is running, or all are busy and half a batch waits.
@@ -154,15 +156,19 @@ class DynamicBatcher:
                     return None
             key = self._queue[0].key
             if not self.enabled:
-                return self._take_one()
-            if self.max_delay_s > 0:
-                deadline = time.monotonic() + self.max_delay_s
-                while self._rows_queued(key) < self.max_rows:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._ready.wait(remaining)
-            return self._take(key)
+                batch = self._take_one()
+            else:
+                if self.max_delay_s > 0:
+                    deadline = time.monotonic() + self.max_delay_s
+                    while self._rows_queued(key) < self.max_rows:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        self._ready.wait(remaining)
+                batch = self._take(key)
+            if self._queue and self._idle:  # more than this batch waits: another worker takes it
+                self._ready.notify()
+            return batch
 
     def _take_one(self) -> list[_Pending]:
         """With batching off: the oldest request still wanted, alone."""

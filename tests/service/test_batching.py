@@ -69,28 +69,34 @@ def test_requests_read_in_one_loop_iteration_share_one_run() -> None:
     assert run.calls == [("k", 1), ("k", 10)]
 
 
-def test_more_than_a_batch_wakes_a_second_waiting_worker() -> None:
-    calls: list[tuple[int, str]] = []
+@pytest.mark.parametrize(
+    ("enabled", "keys", "rows"),
+    [(True, ("k", "k"), 8), (True, ("k", "other"), 1), (False, ("k", "k"), 1)],
+    ids=["more than a batch", "two keys", "batching off"],
+)
+def test_a_worker_leaving_requests_behind_wakes_another(
+    enabled: bool, keys: tuple[str, str], rows: int
+) -> None:
     both_running = threading.Barrier(2, timeout=2)
+    held: set[int] = set()
 
-    def run(key: Hashable, rows: np.ndarray) -> Sequence[np.ndarray]:
-        calls.append((len(rows), threading.current_thread().name))
-        if len(rows) == 8:
-            both_running.wait()  # each large request is held until the other one runs too
-        return [rows * 2]
+    def run(key: Hashable, batch: np.ndarray) -> Sequence[np.ndarray]:
+        if int(batch[0, 0]) in held:  # each is held until the other one runs too
+            both_running.wait()
+        return [batch * 2]
 
-    batcher = DynamicBatcher(run, max_rows=8, workers=2, idle_s=30)
+    batcher = DynamicBatcher(run, max_rows=8, workers=2, enabled=enabled, idle_s=30)
 
     async def main() -> None:
-        # Two busy-looking workers: the second starts while the first holds a large request.
-        first = asyncio.create_task(batcher.submit("k", rows_for(0, 8)))
-        await asyncio.sleep(0.05)
-        await asyncio.gather(first, batcher.submit("k", rows_for(1, 8)))
+        # A second worker starts while the first holds a request and half a batch waits.
+        held.update((0, 1))
+        await asyncio.gather(*(batcher.submit("k", rows_for(i, 8)) for i in (0, 1)))
         await asyncio.sleep(0.05)  # both are now waiting
-        await asyncio.gather(*(batcher.submit("k", rows_for(i, 8)) for i in (2, 3)))
+        held.clear()
+        held.update((2, 3))
+        await asyncio.gather(*(batcher.submit(keys[i - 2], rows_for(i, rows)) for i in (2, 3)))
 
     asyncio.run(main())
-    assert [n for n, _ in calls] == [8, 8, 8, 8]
 
 
 def test_order_is_kept_under_concurrency_from_many_tasks() -> None:
