@@ -106,6 +106,21 @@ class DatasetStore:
             ) from None
         return DatasetInfo.model_validate_json(text)
 
+    def list(self) -> list[DatasetInfo]:
+        """Every stored dataset, the newest first."""
+        if not self.root.is_dir():
+            return []
+        metas = [path for path in self.root.glob("*.json") if DATASET_ID.fullmatch(path.stem)]
+        metas.sort(key=lambda path: path.stat().st_mtime, reverse=True)
+        return [DatasetInfo.model_validate_json(path.read_text()) for path in metas]
+
+    def delete(self, dataset: str) -> DatasetInfo:
+        """Remove a dataset: its `.json` first, so it stops existing before its rows go."""
+        info = self.info(dataset)
+        self._meta_path(dataset).unlink(missing_ok=True)
+        self._array_path(dataset).unlink(missing_ok=True)
+        return info
+
     def load(self, dataset: str) -> np.ndarray:
         """The stored array, after checking the file still matches its checksum."""
         info = self.info(dataset)

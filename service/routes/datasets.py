@@ -7,15 +7,16 @@ from typing import Any
 from fastapi import APIRouter, UploadFile
 
 from service.deps import AdminKey
+from service.errors import Conflict
 from service.jobs.datasets import DatasetInfo
-from service.jobs.deps import DatasetsDep
+from service.jobs.deps import DatasetsDep, JobsDep
 from service.jobs.schemas import DatasetResponse
 from service.schemas import ErrorResponse
 
 router = APIRouter(prefix="/datasets", tags=["training"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (401, 413, 422)
+    status: {"model": ErrorResponse} for status in (401, 404, 409, 413, 422)
 }
 
 
@@ -35,7 +36,31 @@ def upload_dataset(file: UploadFile, datasets: DatasetsDep) -> DatasetResponse:
     return _response(datasets.add_file(file.file, file.filename or "upload"))
 
 
+@router.get("", response_model=list[DatasetResponse], responses=_ERRORS)
+def list_datasets(datasets: DatasetsDep) -> list[DatasetResponse]:
+    """Every stored dataset, the newest first."""
+    return [_response(info) for info in datasets.list()]
+
+
 @router.get("/{dataset}", response_model=DatasetResponse, responses=_ERRORS)
 def get_dataset(dataset: str, datasets: DatasetsDep) -> DatasetResponse:
     """Rows and dimension of a stored dataset."""
     return _response(datasets.info(dataset))
+
+
+@router.delete(
+    "/{dataset}", response_model=DatasetResponse, responses=_ERRORS, dependencies=[AdminKey]
+)
+def delete_dataset(dataset: str, datasets: DatasetsDep, jobs: JobsDep) -> DatasetResponse:
+    """Remove a dataset and its rows; refused (409) while a queued or running job trains on it."""
+    info = datasets.info(dataset)
+    total = sum(jobs.counts().values())
+    training = [
+        job.job_id for job in jobs.list(total) if job.dataset == dataset and not job.finished
+    ]
+    if training:
+        raise Conflict(
+            f"dataset {dataset!r} is in use by unfinished job(s) {', '.join(training)}; "
+            "cancel them or wait until they end"
+        )
+    return _response(datasets.delete(info.dataset))

@@ -101,6 +101,33 @@ def test_job_on_an_uploaded_dataset(client: TestClient, deployment: Deployment):
     assert deployment.repository.manifest("by-dataset", 1)["input_dim"] == 5
 
 
+def test_a_dataset_in_use_is_not_deleted_until_its_job_ends(
+    client: TestClient, deployment: Deployment
+):
+    array = np.asarray(rows(n=400, d=5, seed=6), dtype=np.float32)
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    upload = client.post(
+        "/datasets", files={"file": ("in-use.npy", buffer.getvalue())}, headers=AUTH
+    )
+    dataset = upload.json()["dataset"]
+    body = {"name": "in-use", "data": {"dataset": dataset}, "config": LONG}
+    job_id = client.post("/train", json=body, headers=AUTH).json()["job_id"]
+
+    refused = client.delete(f"/datasets/{dataset}", headers=AUTH)
+    assert refused.status_code == 409, refused.text
+    assert refused.json() == {
+        "detail": f"dataset {dataset!r} is in use by unfinished job(s) {job_id}; "
+        "cancel them or wait until they end"
+    }
+    assert client.get(f"/datasets/{dataset}").status_code == 200
+
+    assert client.delete(f"/jobs/{job_id}", headers=AUTH).json()["status"] == "cancelled"
+    deleted = client.delete(f"/datasets/{dataset}", headers=AUTH)
+    assert deleted.status_code == 200, deleted.text
+    assert client.get(f"/datasets/{dataset}").status_code == 404
+
+
 def test_cancelling_a_running_job_publishes_nothing(client: TestClient, deployment: Deployment):
     job_id = submit(client, "cancel-running", rows(n=400, seed=4), **LONG)
     assert wait_for_epoch(client, job_id, 2)["status"] == "running"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -82,3 +83,24 @@ def test_a_changed_file_is_not_trained_on(deployment: Deployment):
     (store.root / f"{info.dataset}.npy").write_bytes(as_npy())
     with pytest.raises(ValueError, match="does not match its checksum"):
         store.load(info.dataset)
+
+
+def test_datasets_are_listed_newest_first_and_deleted(client: TestClient, deployment: Deployment):
+    first = client.post("/datasets", files={"file": ("a.npy", as_npy())}, headers=AUTH).json()
+    time.sleep(0.01)  # distinct modification times
+    second = client.post("/datasets", files={"file": ("b.csv", as_csv() + b"\n9,9")}, headers=AUTH)
+    second_id = second.json()["dataset"]
+    listed = [d["dataset"] for d in client.get("/datasets").json()]
+    assert listed.index(second_id) < listed.index(first["dataset"])
+
+    assert client.delete(f"/datasets/{second_id}").status_code == 401  # an admin call
+    deleted = client.delete(f"/datasets/{second_id}", headers=AUTH)
+    assert deleted.status_code == 200 and deleted.json() == second.json()
+    root = deployment.settings.datasets_path
+    assert not (root / f"{second_id}.json").exists() and not (root / f"{second_id}.npy").exists()
+    assert second_id not in [d["dataset"] for d in client.get("/datasets").json()]
+    assert client.get(f"/datasets/{second_id}").status_code == 404
+    again = client.delete(f"/datasets/{second_id}", headers=AUTH)
+    assert again.status_code == 404
+    assert "does not exist" in again.json()["detail"]
+    assert client.delete("/datasets/not-an-id", headers=AUTH).status_code == 404
