@@ -32,10 +32,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from bench.report import GPU_END, GPU_START, replace_gpu_section
+from bench.report import GPU_END, GPU_START, RESULTS, replace_gpu_section
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results" / "serving.md"
 BATCHES = (1, 64, 1024, 16384)
 
 

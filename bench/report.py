@@ -11,6 +11,7 @@ from typing import Any
 from bench.load import Load
 
 ON, OFF, NAIVE = "aeserve, batching on", "aeserve, batching off", "naive FastAPI"
+RESULTS = Path(__file__).resolve().parent / "results" / "serving.md"
 # bench/gpu.py writes its section between these; a rewrite of the file by `make bench` keeps it.
 GPU_START = "<!-- gpu: written by python -m bench.gpu -->"
 GPU_END = "<!-- /gpu -->"

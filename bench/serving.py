@@ -25,10 +25,9 @@ import onnxruntime as ort
 from bench import servers, training_speed
 from bench.load import Load, ensure_wrk, run_wrk, write_script
 from bench.prepare import ROOT, WORK, BenchModel, Bodies, bodies, models
-from bench.report import Row, write_report
+from bench.report import RESULTS, Row, write_report
 
 REPOSITORY = WORK / "repository"
-RESULTS = ROOT / "bench" / "results" / "serving.md"
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,6 @@ def get_dataset(dataset: str, datasets: DatasetsDep) -> DatasetResponse:
 )
 def delete_dataset(dataset: str, datasets: DatasetsDep, jobs: JobsDep) -> DatasetResponse:
     """Remove a dataset and its rows; refused (409) while a queued or running job trains on it."""
-    info = datasets.info(dataset)
     total = sum(jobs.counts().values())
     training = [
         job.job_id for job in jobs.list(total) if job.dataset == dataset and not job.finished
@@ -63,4 +62,4 @@ def delete_dataset(dataset: str, datasets: DatasetsDep, jobs: JobsDep) -> Datase
             f"dataset {dataset!r} is in use by unfinished job(s) {', '.join(training)}; "
             "cancel them or wait until they end"
         )
-    return _response(datasets.delete(info.dataset))
+    return _response(datasets.delete(dataset))  # 404 if there is no such dataset
