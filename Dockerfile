@@ -42,7 +42,7 @@ WORKDIR /src
 # real build, whose copies are older.
 FROM base AS skeleton
 COPY pyproject.toml ./
-RUN mkdir service models && touch service/__init__.py models/__init__.py
+RUN mkdir core service models && touch core/__init__.py service/__init__.py models/__init__.py
 
 # ---- dependencies, cached until pyproject.toml changes -----------------------------------------
 FROM base AS serve-deps
@@ -90,6 +90,7 @@ RUN pip install '/src[train]' \
 # ---- builder: the worker's install, and the default model trained into /models -----------------
 FROM worker-deps AS builder
 COPY pyproject.toml README.md ./
+COPY core ./core
 COPY models ./models
 COPY service ./service
 RUN pip install '/src[train]'
@@ -100,10 +101,10 @@ RUN aeserve train builtin:digits --name digits --loss bce --promote
 # ---- serve: the API, onnxruntime only -----------------------------------------------------------
 FROM serve-deps AS serve
 COPY pyproject.toml README.md ./
-COPY models ./models
+COPY core ./core
 COPY service ./service
 RUN pip install /src \
-    && python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is not None)"
+    && python -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in ('torch', 'models')))"
 COPY --from=builder --chown=10001:10001 /models /models
 USER 10001:10001
 WORKDIR /home/aeserve
@@ -122,10 +123,10 @@ CMD ["aeserve", "worker"]
 # ---- GPU variants -------------------------------------------------------------------------------
 FROM serve-gpu-deps AS serve-gpu
 COPY pyproject.toml README.md ./
-COPY models ./models
+COPY core ./core
 COPY service ./service
 RUN pip install '/src[gpu]' \
-    && python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is not None)"
+    && python -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in ('torch', 'models')))"
 COPY --from=builder --chown=10001:10001 /models /models
 USER 10001:10001
 WORKDIR /home/aeserve
@@ -139,6 +140,7 @@ CMD ["aeserve", "serve"]
 
 FROM worker-gpu-deps AS worker-gpu
 COPY pyproject.toml README.md ./
+COPY core ./core
 COPY models ./models
 COPY service ./service
 RUN pip install '/src[train]'

@@ -31,9 +31,9 @@ run: default-model
 		$(BIN)/aeserve serve --host $(HOST) --port $(PORT)
 
 lint: install
-	$(BIN)/ruff check service models tests bench
-	$(BIN)/ruff format --check service models tests bench
-	$(BIN)/mypy service models
+	$(BIN)/ruff check core service models tests bench
+	$(BIN)/ruff format --check core service models tests bench
+	$(BIN)/mypy core service models
 
 test: lint
 	$(BIN)/pytest

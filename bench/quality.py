@@ -93,7 +93,7 @@ def subsample(rows: np.ndarray, most: int, seed: int) -> np.ndarray:
 def aeserve(train: np.ndarray, test: np.ndarray, seed: int, config: str) -> Scores:
     import torch
 
-    from models.config import TrainConfig
+    from core.config import TrainConfig
     from models.graphs import ScoringGraph
     from models.training import fit
 

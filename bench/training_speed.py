@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from bench.prepare import mnist_like
+from core.config import TrainConfig
 from models.autoencoder import Autoencoder
-from models.config import TrainConfig
 from models.scaling import fit_scaling
 from models.training import fit
 

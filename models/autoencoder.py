@@ -13,7 +13,7 @@ import itertools
 import torch
 from torch import nn
 
-from models.config import TrainConfig
+from core.config import TrainConfig
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,

@@ -15,7 +15,7 @@ import onnx
 import onnxruntime
 import torch
 
-import service
+import core
 from models.training import TrainResult
 
 FORMAT = 1
@@ -89,7 +89,7 @@ def build_manifest(
         "parity": parity,
         "graphs": GRAPHS,
         "versions": {
-            "aeserve": service.__version__,
+            "aeserve": core.__version__,
             "torch": torch.__version__,
             "onnx": onnx.__version__,
             "onnxruntime": onnxruntime.__version__,

@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from models.config import TrainConfig
-from models.data import check_input_dim
+from core.config import TrainConfig
+from core.data import check_input_dim
+from core.repository import ModelRepository, check_name
 from models.export import export_model
 from models.training import Progress, ShouldStop, fit
-from service.repository import ModelRepository, check_name
 
 
 @dataclass(frozen=True)

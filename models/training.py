@@ -15,9 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.config import BCE_RANGE_TOLERANCE, MIN_ROWS, ConfigError, TrainConfig
+from core.data import DataError, check_training_rows
 from models.autoencoder import Autoencoder
-from models.config import BCE_RANGE_TOLERANCE, MIN_ROWS, ConfigError, TrainConfig
-from models.data import DataError, check_training_rows
 from models.scaling import Scaling, fit_scaling
 
 Progress = Callable[[int, int, float, float], None]

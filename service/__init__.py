@@ -1,6 +1,3 @@
-"""aeserve: serve, train and explain autoencoders for anomaly detection.
-
-This package is the torch-free half: the HTTP service, the model repository and the command line.
+"""The API process: inference on onnxruntime behind FastAPI, training jobs handed to other
+processes, the command line. It imports `core`, never `models` or torch (docs/architecture.md).
 """
-
-__version__ = "0.1.0"

@@ -6,8 +6,8 @@ import logging
 
 from fastapi import FastAPI
 
-from service.app import create_app
-from service.settings import Settings
+from core.settings import Settings
+from service.http.app import create_app
 
 
 def app_from_environment() -> FastAPI:

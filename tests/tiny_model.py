@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from service.repository import ModelRepository
+from core.repository import ModelRepository
 
 OPSET = 17
 CALIBRATION_ROWS = 49

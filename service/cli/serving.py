@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from service.settings import Settings
+from core.settings import Settings
 
 
 def serve(

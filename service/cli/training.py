@@ -25,7 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from models.config import (
+from core.config import (
     Activation,
     Device,
     Loss,
@@ -35,9 +35,9 @@ from models.config import (
     Schedule,
     TrainConfig,
 )
-from service.errors import AeserveError
-from service.repository import ModelRepository, check_name
-from service.settings import Settings
+from core.errors import AeserveError
+from core.repository import ModelRepository, check_name
+from core.settings import Settings
 
 # Soft wrap: messages stay on one line, so they can be grepped and copied whole.
 console = Console(soft_wrap=True)
@@ -126,7 +126,7 @@ def train(
         if max_rows_per_epoch is not None:  # "all" sets the field to None, unlike leaving it out
             chosen["max_rows_per_epoch"] = _parse_rows(max_rows_per_epoch)
         config = TrainConfig.model_validate(chosen)
-        from models.data import load_array
+        from core.data import load_array
         from models.pipeline import train_and_publish
 
         rows = load_array(data)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from service.settings import Settings
+from core.settings import Settings
 
 
 def worker(
@@ -28,7 +28,7 @@ def worker(
     log_level: Annotated[str, typer.Option(help="Celery log level.")] = "info",
 ) -> None:
     """Train jobs submitted to servers running with AESERVE_JOB_BACKEND=celery."""
-    from service.jobs.celery.worker import worker_app
+    from models.jobs.celery_worker import worker_app
 
     overrides = {"broker_url": broker_url, "model_repository": model_repository}
     settings = Settings().model_copy(

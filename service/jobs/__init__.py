@@ -6,8 +6,8 @@ The API process imports this package but never torch: training happens in a loca
 
 from __future__ import annotations
 
+from core.settings import Settings
 from service.jobs.backend import JobBackend
-from service.settings import Settings
 
 
 def create_backend(settings: Settings) -> JobBackend:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from service.jobs.records import JobRecord, JobSpec
+from core.jobs.records import JobRecord, JobSpec
 
 
 class JobBackend(Protocol):
     """Queues, runs and reports training jobs; every method is safe to call from any thread.
 
-    Errors are `service.errors` classes: `JobNotFound` for an unknown id, `Conflict` for a job
+    Errors are `core.errors` classes: `JobNotFound` for an unknown id, `Conflict` for a job
     that can no longer be cancelled.
     """
 

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from core.datasets import DatasetStore
 from service.jobs.backend import JobBackend
-from service.jobs.datasets import DatasetStore
 
 
 def get_jobs(request: Request) -> JobBackend:

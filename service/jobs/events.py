@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import anyio
 import anyio.to_thread
 
+from core.jobs.records import JobProgress
 from service.jobs.backend import JobBackend
-from service.jobs.records import JobProgress
 
 POLL_S = 0.2
 KEEPALIVE_S = 15.0

@@ -7,11 +7,11 @@ from contextlib import contextmanager
 
 from fastapi import FastAPI
 
+from core.datasets import DatasetStore
+from core.settings import Settings
 from service.jobs import create_backend
-from service.jobs.datasets import DatasetStore
-from service.jobs.metrics import watch_job_counts
-from service.metrics import Metrics
-from service.settings import Settings
+from service.observability.job_metrics import watch_job_counts
+from service.observability.metrics import Metrics
 
 
 @contextmanager

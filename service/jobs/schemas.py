@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.config import TrainConfig
-from service.jobs.records import JobRecord, JobStatus
-from service.schemas import Rows
+from core.config import TrainConfig
+from core.jobs.records import JobRecord, JobStatus
+from service.http.schemas import Rows
 
 
 class TrainData(BaseModel):

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.config import BCE_RANGE_TOLERANCE, MIN_ROWS, TrainConfig
-from service.errors import InvalidInput
+from core.config import BCE_RANGE_TOLERANCE, MIN_ROWS, TrainConfig
+from core.datasets import DatasetNotFound, DatasetStore, DataSummary
+from core.errors import InvalidInput
+from core.jobs.records import JobRecord, JobSpec
+from core.repository import ModelRepository, check_name
 from service.jobs.backend import JobBackend
-from service.jobs.datasets import DatasetNotFound, DatasetStore, DataSummary
-from service.jobs.records import JobRecord, JobSpec
 from service.jobs.schemas import TrainRequest
-from service.repository import ModelRepository, check_name
 
 
 def submit(

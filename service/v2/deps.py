@@ -8,16 +8,16 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from service.deps import RegistryDep, SettingsDep, get_metrics
+from service.http.deps import RegistryDep, SettingsDep, get_metrics
 from service.v2 import tensors, wire
-from service.v2.models import ProtocolModel, resolve
+from service.v2.model_metadata import ProtocolModel, resolve
 from service.v2.schemas import InferenceRequest
 
 
 async def get_model(
     request: Request, registry: RegistryDep, name: str, version: str | None = None
 ) -> ProtocolModel:
-    # A coroutine, like service/deps.py's: a plain function would cost a threadpool hop.
+    # A coroutine, like service/http/deps.py's: a plain function would cost a threadpool hop.
     model = await resolve(registry, name, version)
     # Read by the metrics middleware to label the request.
     request.state.model_name = model.runtime.name

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from service.errors import BadRequest, InvalidInput
-from service.v2.models import DATATYPE, ProtocolModel
+from core.errors import BadRequest, InvalidInput
+from service.v2.model_metadata import DATATYPE, ProtocolModel
 from service.v2.schemas import InferenceRequest, InferenceResponse, RequestInput, ResponseOutput
 
 FP32 = np.dtype("<f4")  # the binary extension is little-endian

@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from service.codecs import JSON, dump_json
-from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from service.http.encoding import JSON, dump_json
 
 HEADER = "Inference-Header-Content-Length"
 BINARY = "application/octet-stream"

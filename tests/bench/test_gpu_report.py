@@ -14,7 +14,7 @@ import pytest
 
 from bench.gpu import BATCHES, ort_plain, section, vectors_per_s
 from bench.report import GPU_END, GPU_START, gpu_section, replace_gpu_section, write_report
-from service.repository import ModelRepository
+from core.repository import ModelRepository
 from tests.tiny_model import publish_tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]

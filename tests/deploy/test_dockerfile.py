@@ -75,7 +75,7 @@ def test_dependencies_install_before_the_source_is_copied(
     first_install = next(
         n for n, i in enumerate(steps) if re.match(r"pip install '?/src\b", i.value)
     )
-    copies_source = [n for n, i in enumerate(steps) if i.value.startswith("models ./models")]
+    copies_source = [n for n, i in enumerate(steps) if i.value.startswith("core ./core")]
     assert copies_source and first_install < min(copies_source)
     assert steps[first_install - 1].value == "--from=skeleton /src ./"
     skeleton = dockerfile.stages["skeleton"]
@@ -115,7 +115,7 @@ def test_ships_the_default_model_trained_by_the_builder(
 
 
 @pytest.mark.parametrize("target", ["serve", "serve-gpu"])
-def test_serve_images_install_no_torch(dockerfile: Dockerfile, target: str) -> None:
+def test_serve_images_install_no_torch_and_no_training_code(dockerfile: Dockerfile, target: str) -> None:
     commands = [c for stage in dockerfile.chain(target) for c in dockerfile.commands(stage.name)]
     installed = [word for c in commands if c[:2] == ["pip", "install"] for word in c[2:]]
     assert not [word for word in installed if word.startswith("torch")]
@@ -123,8 +123,11 @@ def test_serve_images_install_no_torch(dockerfile: Dockerfile, target: str) -> N
     assert [
         "python",
         "-c",
-        "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is not None)",
+        "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in ('torch', 'models')))",
     ] in dockerfile.commands(target)
+    # …and the training package is not even copied in.
+    copied = [i.value for stage in dockerfile.chain(target) for i in stage.all("COPY")]
+    assert not [value for value in copied if value.startswith("models ")]
 
 
 def _closure(requirements: list[str]) -> set[str]:
@@ -160,7 +163,7 @@ def test_base_requirements_do_not_pull_torch(pyproject: dict[str, Any]) -> None:
 
 def test_dockerignore_keeps_the_context_to_the_package() -> None:
     patterns = read_dockerignore(REPO_ROOT / ".dockerignore")
-    for needed in ["pyproject.toml", "README.md", "service/app.py", "models/training.py"]:
+    for needed in ["pyproject.toml", "README.md", "service/http/app.py", "models/training.py"]:
         assert not dockerignore_excludes(patterns, needed), needed
     for left_out in [
         "model-repository/digits/1/autoencoder.onnx",
@@ -172,7 +175,7 @@ def test_dockerignore_keeps_the_context_to_the_package() -> None:
         "models/__pycache__/training.cpython-311.pyc",
         "bench/.work/results.json",
         "data/train.npy",
-        "tests/service/test_runtime.py",
+        "tests/service/inference/test_runtime.py",
         "docker-compose.yml",
     ]:
         assert dockerignore_excludes(patterns, left_out), left_out
@@ -182,5 +185,5 @@ def test_copied_sources_exist() -> None:
     """Every file the Dockerfile copies from the build context is in the repository."""
     copied = re.findall(r"^COPY (?!--from)(.+) \./", (REPO_ROOT / "Dockerfile").read_text(), re.M)
     paths = {word for line in copied for word in line.split()}
-    assert paths == {"pyproject.toml", "README.md", "models", "service"}
+    assert paths == {"pyproject.toml", "README.md", "core", "models", "service"}
     assert all((REPO_ROOT / path).exists() for path in paths)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.repository import ModelRepository
+from core.repository import ModelRepository
 
 
 @pytest.fixture(scope="session")

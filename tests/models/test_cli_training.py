@@ -12,9 +12,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from models.config import TrainConfig
+from core.config import TrainConfig
+from core.repository import ModelRepository
 from service.cli import training
-from service.repository import ModelRepository
 
 REPO_ROOT = Path(__file__).parents[2]
 

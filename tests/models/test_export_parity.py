@@ -12,9 +12,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from core.config import TrainConfig
+from core.data import load_array
 from models import export
-from models.config import TrainConfig
-from models.data import load_array
 from models.export import ParityError, export_model
 from models.training import TrainResult, fit
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.config import TrainConfig
-from models.data import DataError
+from core.config import TrainConfig
+from core.data import DataError
+from core.errors import InvalidInput
+from core.repository import ModelRepository
 from models.pipeline import train_and_publish
-from service.errors import InvalidInput
-from service.repository import ModelRepository
 
 QUICK = TrainConfig(epochs=2)
 

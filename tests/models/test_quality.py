@@ -14,7 +14,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from models.config import TrainConfig
+from core.config import TrainConfig
 from models.graphs import ScoringGraph
 from models.training import fit
 

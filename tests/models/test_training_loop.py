@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from core.config import ConfigError, TrainConfig
+from core.data import DataError
 from models.autoencoder import Autoencoder
-from models.config import ConfigError, TrainConfig
-from models.data import DataError
 from models.training import (
     TrainingCancelled,
     TrainingDiverged,
@@ -36,7 +36,7 @@ def test_training_reduces_the_loss_on_cardio(cardio: np.ndarray, loss: str, opti
 
 
 def test_bce_on_digits_without_scaling() -> None:
-    from models.data import load_array
+    from core.data import load_array
 
     digits = load_array("builtin:digits")[:400]
     result = fit(digits, TrainConfig(loss="bce", scaling="none", **FAST))

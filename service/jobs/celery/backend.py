@@ -15,12 +15,11 @@ from typing import Any
 
 import redis
 
-from service.errors import Conflict, NotReady
-from service.jobs.celery.app import TRAIN_TASK, make_celery
-from service.jobs.celery.index import JobIndex
-from service.jobs.records import JobProgress, JobRecord, JobSpec, JobStatus, utc_now
-from service.jobs.training import INTERRUPTED
-from service.settings import Settings
+from core.errors import Conflict, NotReady
+from core.jobs.celery_app import TRAIN_TASK, make_celery
+from core.jobs.celery_index import JobIndex
+from core.jobs.records import INTERRUPTED, JobProgress, JobRecord, JobSpec, JobStatus, utc_now
+from core.settings import Settings
 
 log = logging.getLogger("aeserve.jobs")
 

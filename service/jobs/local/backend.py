@@ -12,6 +12,7 @@ later.
 from __future__ import annotations
 
 import builtins
+import importlib
 import logging
 import multiprocessing
 import os
@@ -22,12 +23,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 
-from service.jobs.local import runner
-from service.jobs.local.store import JobStore, RunningJob
-from service.jobs.records import JobRecord, JobSpec
-from service.jobs.training import INTERRUPTED
-from service.settings import Settings
+from core.jobs.local_store import JobStore, RunningJob
+from core.jobs.records import INTERRUPTED, JobRecord, JobSpec
+from core.settings import Settings
 
 log = logging.getLogger("aeserve.jobs")
 
@@ -44,7 +44,9 @@ SHUTDOWN = "interrupted: the server shut down while the job was running; submit 
 # milliseconds instead of importing torch again; the API process itself never imports it.
 # Without torch installed the preload fails quietly and each job fails saying torch is missing.
 _PROCESSES = multiprocessing.get_context("forkserver")
-_PRELOAD = ["service.jobs.local.runner", "models.pipeline"]
+TRAINING_ENTRY = "models.jobs.local_runner"
+"""The module a job process runs: named, never imported here, so the API stays torch-free."""
+_PRELOAD = [TRAINING_ENTRY, "models.pipeline"]
 
 
 @dataclass
@@ -153,7 +155,7 @@ class LocalBackend:
 
     def _spawn(self, job_id: str) -> None:
         process = _PROCESSES.Process(
-            target=runner.run,
+            target=_train_in_child,
             args=(self.store.path.resolve(), job_id, self._repository, self._data_dir),
             name=f"aeserve-job-{job_id}",
             daemon=True,  # never outlives this process's interpreter
@@ -220,3 +222,8 @@ class LocalBackend:
                 child.process.join()
             self.store.give_up(job_id, SHUTDOWN)
         self._children.clear()
+
+
+def _train_in_child(db: Path, job_id: str, repository: Path, data_dir: Path) -> None:
+    """A job process's target: the training package is imported there, by name."""
+    importlib.import_module(TRAINING_ENTRY).run(db, job_id, repository, data_dir)

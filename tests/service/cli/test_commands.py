@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.repository import ModelRepository
+from core.repository import ModelRepository
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.repository import ModelRepository
+from core.repository import ModelRepository
 from tests.tiny_model import publish_tiny_model
 
 pytestmark = pytest.mark.slow

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.repository import ModelRepository
-from service.settings import Settings
+from core.repository import ModelRepository
+from core.settings import Settings
+from service.http.app import create_app
 from tests.service.jobs.helpers import API_KEY, HEARTBEAT_TIMEOUT_S, RedisServer, Worker
 
 CONCURRENCY = 2

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.settings import Settings
+from core.settings import Settings
+from service.http.app import create_app
 from tests.service.jobs.helpers import free_port, rows
 
 

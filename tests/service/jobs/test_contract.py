@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.jobs.records import STATUSES
+from core.jobs.records import STATUSES
 from tests.service.jobs.conftest import Deployment
 from tests.service.jobs.helpers import (
     AUTH,

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from numpy.testing import assert_array_equal
 
-from service.jobs.datasets import DatasetStore
+from core.datasets import DatasetStore
 from tests.service.jobs.conftest import Deploy, Deployment, start_deployment
 from tests.service.jobs.helpers import AUTH
 

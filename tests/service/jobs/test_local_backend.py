@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from service.jobs.datasets import DatasetStore
+from core.datasets import DatasetStore
+from core.jobs.local_store import JobStore
+from core.jobs.records import JobRecord, JobSpec
+from core.repository import ModelRepository
+from core.settings import Settings
 from service.jobs.local.backend import LocalBackend
-from service.jobs.local.store import JobStore
-from service.jobs.records import JobRecord, JobSpec
 from service.jobs.schemas import TrainRequest
 from service.jobs.submission import prepare
-from service.repository import ModelRepository
-from service.settings import Settings
 from tests.service.jobs.helpers import max_overlap, rows
 
 

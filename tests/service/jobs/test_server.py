@@ -16,9 +16,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.repository import ModelRepository
-from service.settings import Settings
+from core.repository import ModelRepository
+from core.settings import Settings
+from service.http.app import create_app
 from tests.service.jobs.helpers import AESERVE, API_KEY, AUTH, LONG, free_port, max_overlap, rows
 from tests.tiny_model import publish_tiny_model
 

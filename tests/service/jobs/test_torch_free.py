@@ -8,9 +8,9 @@ import sys
 CHECK = """
 import sys, tempfile
 from fastapi.testclient import TestClient
-from service.app import create_app
-from service.settings import Settings
-import service.jobs.celery.backend, service.jobs.local.backend, service.jobs.training
+from service.http.app import create_app
+from core.settings import Settings
+import service.jobs.celery.backend, service.jobs.local.backend, models.jobs.running
 settings = Settings(model_repository=tempfile.mkdtemp())
 with TestClient(create_app(settings)) as client:
     files = {"file": ("rows.csv", b"1,2\\n3,4\\n")}

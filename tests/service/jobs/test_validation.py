@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.repository import ModelRepository
+from core.repository import ModelRepository
 from tests.service.jobs.conftest import Deploy, Deployment, start_deployment
 from tests.service.jobs.helpers import AUTH, rows
 from tests.tiny_model import publish_tiny_model

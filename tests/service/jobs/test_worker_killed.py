@@ -9,8 +9,8 @@ import signal
 import pytest
 from fastapi.testclient import TestClient
 
-from service.jobs.celery.index import JobIndex
-from service.jobs.local.store import JobStore
+from core.jobs.celery_index import JobIndex
+from core.jobs.local_store import JobStore
 from tests.service.jobs.conftest import BACKENDS, Deploy, Deployment, start_deployment
 from tests.service.jobs.helpers import LONG, rows, submit, wait_for, wait_for_epoch
 from tests.tiny_model import publish_tiny_model

@@ -18,9 +18,9 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.repository import ModelRepository
-from service.settings import Settings
+from core.repository import ModelRepository
+from core.settings import Settings
+from service.http.app import create_app
 from tests.tiny_model import publish_tiny_model
 
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.repository import ModelRepository
-from service.settings import Settings
+from core.repository import ModelRepository
+from core.settings import Settings
+from service.http.app import create_app
 
 KEY = "v2-test-key"
 BODY = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]}

@@ -16,10 +16,10 @@ from fastapi.testclient import TestClient
 from numpy.testing import assert_allclose, assert_array_equal
 from tritonclient.utils import InferenceServerException
 
-from service.app import create_app
-from service.batching import DynamicBatcher
-from service.runtime import ModelRuntime
-from service.settings import Settings
+from core.settings import Settings
+from service.http.app import create_app
+from service.inference.batching import DynamicBatcher
+from service.inference.runtime import ModelRuntime
 from tests.service.v2.conftest import serving
 from tests.tiny_model import sample_vectors
 

@@ -7,7 +7,7 @@ import tritonclient.http as triton
 from fastapi.testclient import TestClient
 from tritonclient.utils import InferenceServerException
 
-from service.settings import Settings
+from core.settings import Settings
 
 AUTOENCODER_OUTPUTS = [
     {"name": "codes", "datatype": "FP32", "shape": [-1, 2]},

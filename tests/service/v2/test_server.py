@@ -7,10 +7,10 @@ import time
 import tritonclient.http as triton
 from fastapi.testclient import TestClient
 
-from service import __version__
-from service.app import create_app
-from service.repository import ModelRepository
-from service.settings import Settings
+from core import __version__
+from core.repository import ModelRepository
+from core.settings import Settings
+from service.http.app import create_app
 from tests.tiny_model import publish_tiny_model
 
 

@@ -1,0 +1,2 @@
+"""The job records and the stores both sides of a job read and write: the API process submits and
+reports, the training process trains and records progress."""

@@ -1,0 +1,82 @@
+"""What a training job is: the spec it was submitted with and the record clients read."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from core.manifest import ModelRef
+
+Fate = Literal["cancelled", "publishing", "lost"]
+"""Set once per job, first writer wins: either a client cancels it, or it publishes, or the
+backend gives it up. This is what keeps a cancelled job from publishing a version."""
+
+INTERRUPTED = "interrupted: the process that ran this job stopped before it finished"
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+STATUSES: tuple[JobStatus, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
+FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobSpec(BaseModel):
+    """A validated submission: everything the training process needs, and nothing large."""
+
+    name: str
+    dataset: str = Field(description="Id of the stored dataset to train on.")
+    config: dict[str, Any] = Field(description="TrainConfig fields as submitted.")
+    promote: bool = True
+    epochs: int = Field(description="Most epochs the run can take (config.epochs).")
+
+
+class EpochLoss(BaseModel):
+    epoch: int
+    train_loss: float
+    val_loss: float
+
+
+class JobProgress(BaseModel):
+    epoch: int = Field(default=0, description="Last finished epoch; 0 before the first.")
+    epochs: int = Field(description="Most epochs; early stopping may end the run sooner.")
+    train_loss: float | None = None
+    val_loss: float | None = None
+
+
+class JobResult(BaseModel):
+    model: ModelRef
+    promoted: bool = Field(description="Whether the new version is the active one.")
+    epochs_run: int
+    best_epoch: int
+    val_loss: float
+    threshold: float
+
+
+class JobOutcome(BaseModel):
+    """How a training process ended: the terminal part of a record."""
+
+    status: JobStatus
+    result: JobResult | None = None
+    error: str | None = None
+
+
+class JobRecord(BaseModel):
+    job_id: str
+    name: str = Field(description="Model the job trains a new version of.")
+    dataset: str
+    status: JobStatus
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    progress: JobProgress
+    history: list[EpochLoss] = Field(default_factory=list)
+    result: JobResult | None = None
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED

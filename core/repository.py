@@ -1,0 +1,220 @@
+"""The model repository: `<root>/<name>/<version>/…` folders, published atomically.
+
+A version becomes visible only by an atomic rename of a fully written, fsynced folder, so a crash at
+any point leaves either the whole version or nothing. Version numbers are handed out under a file
+lock and never reused, so two publishers never collide and a cached version never changes meaning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from core.errors import Conflict, CorruptVersion, InvalidInput, ModelNotFound, VersionNotFound
+
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+MANIFEST = "manifest.json"
+ACTIVE = "active"
+_HIGH_WATER = ".last_version"
+_LOCK = ".lock"
+_STAGING = ".staging"
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidInput(
+            f"model name {name!r} is invalid: use 1-64 characters from a-z, 0-9, '_', '.', '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+class ModelRepository:
+    """Folders of exported model versions, with an active-version pointer per model."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and NAME_PATTERN.fullmatch(p.name)
+        )
+
+    def model_dir(self, name: str) -> Path:
+        path = self.root / name
+        if not NAME_PATTERN.fullmatch(name) or not path.is_dir():
+            raise ModelNotFound(f"model {name!r} not found")
+        return path
+
+    def versions(self, name: str) -> list[int]:
+        return sorted(
+            int(p.name)
+            for p in self.model_dir(name).iterdir()
+            if p.name.isdigit() and (p / MANIFEST).is_file()
+        )
+
+    def active_version(self, name: str) -> int | None:
+        pointer = self.model_dir(name) / ACTIVE
+        try:
+            return int(pointer.read_text().strip())
+        except FileNotFoundError:
+            return None
+
+    def version_dir(self, name: str, version: int) -> Path:
+        path = self.model_dir(name) / str(version)
+        if not (path / MANIFEST).is_file():
+            raise VersionNotFound(f"model {name!r} has no version {version}")
+        return path
+
+    def manifest(self, name: str, version: int) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.version_dir(name, version) / MANIFEST).read_text())
+        return data
+
+    def verify(self, name: str, version: int) -> Path:
+        """Check every file against the manifest's sha256; return the version's folder."""
+        folder = self.version_dir(name, version)
+        files: dict[str, str] = self.manifest(name, version).get("files", {})
+        if not files:
+            raise CorruptVersion(f"model {name!r} v{version}: manifest lists no files")
+        for file_name, expected in files.items():
+            path = folder / file_name
+            if not path.is_file():
+                raise CorruptVersion(f"model {name!r} v{version}: {file_name} is missing")
+            if sha256_of(path) != expected:
+                raise CorruptVersion(
+                    f"model {name!r} v{version}: {file_name} does not match its sha256 checksum"
+                )
+        return folder
+
+    # -- writing ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A fresh folder on the repository's filesystem to write a version into."""
+        path = self.root / _STAGING / uuid.uuid4().hex
+        path.mkdir(parents=True)
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def sweep_staging(self, older_than_s: float = 3600.0) -> int:
+        """Remove staging folders a killed publisher left behind; they were never visible."""
+        staging = self.root / _STAGING
+        if not staging.is_dir():
+            return 0
+        cutoff = time.time() - older_than_s
+        stale = [p for p in staging.iterdir() if p.stat().st_mtime < cutoff]
+        for path in stale:
+            shutil.rmtree(path, ignore_errors=True)
+        return len(stale)
+
+    @contextlib.contextmanager
+    def _locked(self, name: str) -> Iterator[Path]:
+        model_dir = self.root / check_name(name)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        with (model_dir / _LOCK).open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield model_dir
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def publish(self, name: str, staging_dir: Path, *, promote: bool = False) -> int:
+        """Move a fully written staging folder into place as the next version of `name`.
+
+        The repository fills the manifest's `name`, `version` and `files` (sha256 of every other
+        file). The first version of a model always becomes active.
+        """
+        manifest_path = staging_dir / MANIFEST
+        manifest = json.loads(manifest_path.read_text())
+        files = {
+            p.name: sha256_of(p)
+            for p in sorted(staging_dir.iterdir())
+            if p.is_file() and p.name != MANIFEST
+        }
+        for file_name in files:
+            _fsync_file(staging_dir / file_name)
+        with self._locked(name) as model_dir:
+            high_water = model_dir / _HIGH_WATER
+            last = int(high_water.read_text()) if high_water.is_file() else 0
+            version = max([last, *self.versions(name)]) + 1
+            while True:
+                manifest.update(name=name, version=version, files=files)
+                _write_atomically(manifest_path, json.dumps(manifest, indent=2).encode())
+                try:
+                    os.rename(staging_dir, model_dir / str(version))
+                    break
+                except OSError as exc:  # a publisher that does not take the lock got there first
+                    if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise
+                    version += 1
+            _fsync_dir(model_dir)
+            _write_atomically(high_water, str(version).encode())
+            if promote or self.active_version(name) is None:
+                _write_atomically(model_dir / ACTIVE, f"{version}\n".encode())
+        return version
+
+    def promote(self, name: str, version: int) -> None:
+        self.version_dir(name, version)
+        with self._locked(name) as model_dir:
+            _write_atomically(model_dir / ACTIVE, f"{version}\n".encode())
+
+    def delete(self, name: str, version: int) -> None:
+        with self._locked(name) as model_dir:
+            folder = self.version_dir(name, version)
+            if self.active_version(name) == version:
+                raise Conflict(
+                    f"model {name!r} v{version} is the active version; promote another first"
+                )
+            # Renaming first makes the version vanish at once; the slow removal comes after.
+            trash = model_dir / f".deleted-{version}-{uuid.uuid4().hex}"
+            os.rename(folder, trash)
+            _fsync_dir(model_dir)
+        shutil.rmtree(trash, ignore_errors=True)

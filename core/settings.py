@@ -1,0 +1,85 @@
+"""The one settings class: every knob of the service, read from `AESERVE_*` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AESERVE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    """Interface `aeserve serve` binds to."""
+    port: int = 8000
+    """TCP port `aeserve serve` listens on."""
+    workers: int = Field(default=1, ge=1)
+    """Number of uvicorn worker processes; each loads every model and reloads on its own."""
+    model_repository: Path = Path("model-repository")
+    """Model repository folder (`<name>/<version>/…`), shared by API processes and workers."""
+    default_model: str | None = None
+    """Model used when a request names none; unset means the only model in the repository."""
+    providers: Literal["cpu", "cuda"] = "cpu"
+    """onnxruntime provider; `cuda` falls back to the CPU, with a warning, when unavailable."""
+    intra_op_threads: int = Field(default=1, ge=0)
+    """onnxruntime threads per session for one operator (0 lets onnxruntime decide)."""
+    inter_op_threads: int = Field(default=1, ge=0)
+    """onnxruntime threads per session across operators (0 lets onnxruntime decide)."""
+    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+    """onnxruntime graph optimisation level."""
+    max_batch: int = Field(default=8192, ge=1)
+    """Most rows one request may carry."""
+    dynamic_batching: bool = True
+    """Merge concurrent inference requests for one model version into one onnxruntime call.
+    Off, the same worker threads run each request as its own call."""
+    max_batch_rows: int = Field(default=256, ge=1)
+    """Most rows the dynamic batcher merges into one onnxruntime call; a larger request runs
+    alone, unsplit."""
+    max_queue_delay_us: int = Field(default=0, ge=0)
+    """How long the batcher holds a request waiting for more to fill the batch. 0 runs at once
+    with whatever queued up while the previous batch ran, which already batches under load."""
+    batch_workers: int = Field(default=2, ge=1)
+    """Most threads per model version running merged batches. Another starts only while all are
+    busy and half of `max_batch_rows` is waiting, so large requests use spare cores and small
+    ones keep being merged."""
+    cpu_mem_arena: bool = True
+    """onnxruntime's CPU memory arena: buffers are reused between runs instead of reallocated."""
+    mem_pattern: bool = True
+    """onnxruntime's memory pattern: allocations planned once per input shape and reused."""
+    inference_fast_lane: bool = True
+    """Serve well-formed inference requests without FastAPI's routing and dependency solving
+    (same endpoint code, same answers; see service/http/fastlane.py). Off: every request takes the
+    FastAPI route."""
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Largest request body accepted; bigger bodies get 413 before they are read."""
+    api_key: SecretStr | None = None
+    """When set, management calls need `Authorization: Bearer <key>`."""
+    inference_requires_key: bool = False
+    """Whether inference routes need the API key too (only when `api_key` is set)."""
+    reload_interval_s: float = Field(default=2.0, gt=0)
+    """How often each process looks for a newly promoted version."""
+    job_backend: Literal["local", "celery"] = "local"
+    """Where training jobs run: a local process pool or Celery workers."""
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    """Celery broker and result backend (Redis) when `job_backend` is `celery`."""
+    max_concurrent_jobs: int = Field(default=1, ge=1)
+    """Training jobs the local backend runs at once; the rest wait in order."""
+    data_dir: Path | None = None
+    """Uploaded and inline training data; unset means `<model_repository>/.datasets`. Celery
+    workers must see the same folder."""
+    jobs_db: Path | None = None
+    """SQLite file of the local job backend; unset means `<model_repository>/.jobs.sqlite`."""
+    job_heartbeat_timeout_s: float = Field(default=15.0, gt=0)
+    """A running job not seen alive for this long (by the API process that started it, or by the
+    heartbeat of its Celery worker) has failed, "interrupted"."""
+
+    @property
+    def datasets_path(self) -> Path:
+        return self.data_dir or self.model_repository / ".datasets"
+
+    @property
+    def jobs_db_path(self) -> Path:
+        return self.jobs_db or self.model_repository / ".jobs.sqlite"

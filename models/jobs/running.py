@@ -1,0 +1,115 @@
+"""One job inside a training process. The only module of `service.jobs` that reaches torch,
+and only when `run_job` is called: the API process imports it for nothing else."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+
+from core.config import TrainConfig
+from core.datasets import DatasetStore
+from core.jobs.records import INTERRUPTED, Fate, JobOutcome, JobResult, JobSpec
+from core.manifest import ModelRef
+from core.repository import ModelRepository
+from models.jobs.watchdog import Watchdog
+
+log = logging.getLogger("aeserve.jobs")
+
+
+class JobCancelled(Exception):
+    pass
+
+
+class JobInterrupted(Exception):
+    pass
+
+
+class JobHooks(ABC):
+    """The backend's side of a running job: where progress goes and where its fate is kept."""
+
+    def __init__(self, watchdog: Watchdog) -> None:
+        self.watchdog = watchdog
+
+    @abstractmethod
+    def record_epoch(self, epoch: int, epochs: int, train_loss: float, val_loss: float) -> None:
+        """Store one epoch's losses where every API process can read them."""
+
+    @abstractmethod
+    def fate(self) -> Fate | None: ...
+
+    @abstractmethod
+    def seal(self, fate: Fate) -> Fate | None:
+        """Set the fate unless one is set already; return the fate that holds."""
+
+    def should_stop(self) -> bool:
+        """Polled once per epoch: True when cancelled; raises when the job was given up."""
+        if self.watchdog.orphaned:
+            raise JobInterrupted(INTERRUPTED)
+        fate = self.fate()
+        if fate == "lost":
+            raise JobInterrupted(INTERRUPTED)
+        return fate == "cancelled"
+
+    def claim_publish(self) -> None:
+        """Called right before publishing: after this the job can no longer be cancelled."""
+        if self.watchdog.orphaned:
+            raise JobInterrupted(INTERRUPTED)
+        fate = self.seal("publishing")
+        if fate == "cancelled":
+            raise JobCancelled
+        if fate != "publishing":
+            raise JobInterrupted(INTERRUPTED)
+
+
+class GatedRepository(ModelRepository):
+    """The repository as the training pipeline sees it: publishing first claims the job's fate."""
+
+    def __init__(self, root: Path, claim: Callable[[], None]) -> None:
+        super().__init__(root)
+        self._claim = claim
+
+    def publish(self, name: str, staging_dir: Path, *, promote: bool = False) -> int:
+        self._claim()
+        return super().publish(name, staging_dir, promote=promote)
+
+
+def run_job(
+    spec: JobSpec, repository_root: Path, datasets: DatasetStore, hooks: JobHooks
+) -> JobOutcome:
+    """Train and publish; every way this can end becomes an outcome, never an exception."""
+    from models.pipeline import train_and_publish
+    from models.training import TrainingCancelled
+
+    repository = GatedRepository(repository_root, hooks.claim_publish)
+    try:
+        published = train_and_publish(
+            datasets.load(spec.dataset),
+            spec.name,
+            TrainConfig.model_validate(spec.config),
+            repository,
+            promote=spec.promote,
+            progress=hooks.record_epoch,
+            should_stop=hooks.should_stop,
+        )
+    except (TrainingCancelled, JobCancelled):
+        return JobOutcome(status="cancelled")
+    except JobInterrupted as exc:
+        return JobOutcome(status="failed", error=str(exc))
+    except ValueError as exc:
+        # DataError, ConfigError, TrainingDiverged: their messages say what to change.
+        return JobOutcome(status="failed", error=str(exc))
+    except Exception as exc:
+        log.exception("job training %r failed", spec.name)
+        return JobOutcome(status="failed", error=f"{type(exc).__name__}: {exc}")
+    training = published.manifest["training"]
+    result = JobResult(
+        model=ModelRef(name=published.name, version=published.version),
+        promoted=repository.active_version(published.name) == published.version,
+        epochs_run=training["epochs_run"],
+        best_epoch=training["best_epoch"],
+        val_loss=training["val_loss"],
+        threshold=published.manifest["threshold"],
+    )
+    return JobOutcome(status="succeeded", result=result)

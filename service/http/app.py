@@ -1,0 +1,91 @@
+"""`create_app(settings)`: the FastAPI application, its lifespan and its middleware."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
+
+from core import __version__
+from core.repository import ModelRepository
+from core.settings import Settings
+from service.http import error_handlers as handlers
+from service.http.body_limit import BodySizeLimit
+from service.http.fastlane import InferenceFastLane
+from service.http.routes import datasets, health, inference, jobs, models, v2
+from service.inference.registry import ModelRegistry
+from service.inference.runtime import RuntimeOptions
+from service.jobs.lifespan import training_jobs
+from service.observability.metrics import Metrics, MetricsMiddleware
+
+log = logging.getLogger("aeserve")
+
+DESCRIPTION = """Serve, train and explain autoencoders for anomaly detection.
+
+Send rows as JSON (`{"vectors": [[…], …]}`) or as a `.npy` body (`Content-Type: application/x-npy`);
+ask for `.npy` answers with `Accept: application/x-npy`. Pick a model with `?model=&version=`.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    repository = ModelRepository(settings.model_repository)
+    registry = ModelRegistry(
+        repository, RuntimeOptions.from_settings(settings), settings.default_model
+    )
+    await run_in_threadpool(repository.sweep_staging)
+    await run_in_threadpool(registry.load_all)
+    registry.start_watching(settings.reload_interval_s)
+    app.state.repository = repository
+    app.state.registry = registry
+    log.info(
+        "serving %s",
+        ", ".join(f"{r.name} v{r.version}" for r in registry.loaded()) or "no models yet",
+    )
+    try:
+        with training_jobs(app):
+            yield
+    finally:
+        registry.stop_watching()
+
+
+class AeserveApp(FastAPI):
+    """FastAPI with the inference fast lane in front of its middleware stack."""
+
+    fast_lane: InferenceFastLane | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.fast_lane is not None and scope["type"] == "http":
+            taken = self.fast_lane.takes(scope)
+            if taken is not None:
+                scope["app"] = self
+                await self.fast_lane(*taken, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = AeserveApp(
+        title="aeserve", version=__version__, description=DESCRIPTION, lifespan=lifespan
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    handlers.install(app)
+    app.include_router(inference.router)
+    app.include_router(models.router)
+    app.include_router(jobs.router)
+    app.include_router(datasets.router)
+    app.include_router(health.router)
+    app.include_router(v2.router)
+    if settings.inference_fast_lane:  # it does the body limit and metrics itself
+        app.fast_lane = InferenceFastLane(app)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    # Added last so it runs first: oversized bodies are refused before anything reads them.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

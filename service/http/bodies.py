@@ -1,0 +1,164 @@
+"""Turn a request body (JSON, or `.npy`) into a float32 batch.
+
+A plain JSON body's matrix goes from simdjson's buffer of doubles to float32 with no Python object
+per value (service/http/json_matrix.py), its other fields through pydantic. Any body simdjson cannot
+vouch for is validated from the raw bytes in pydantic's core, which words what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from core.errors import InvalidInput, UnsupportedMediaType
+from service.http import json_matrix
+from service.http.encoding import NPY, decode_npy
+from service.http.schemas import (
+    DecodeRequest,
+    Request,
+    ScoreOptionFields,
+    ScoreRequest,
+    VectorsRequest,
+)
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    threshold: float | None = None
+    explain: bool = False
+
+
+_NO_OPTIONS = ScoreOptionFields()
+_ROWS_BRANCH = "list[list[float]]"
+_ROW_BRANCH = "list[float]"
+
+
+def _pick_branch(errors: list[ErrorDetails]) -> list[ErrorDetails]:
+    """Keep the errors of the batch shape the client meant: rows, unless no element is a list."""
+    rows = [e for e in errors if len(e["loc"]) > 1 and e["loc"][1] == _ROWS_BRANCH]
+    if not rows:
+        return errors
+    flat = [e for e in errors if len(e["loc"]) > 1 and e["loc"][1] == _ROW_BRANCH]
+    meant_flat = all(e["type"] == "list_type" and len(e["loc"]) == 3 for e in rows)
+    chosen, row = (flat, (0,)) if meant_flat and flat else (rows, ())
+    other = [e for e in errors if e not in rows and e not in flat]
+    # A single vector is row 0 of a batch of one.
+    stripped: list[ErrorDetails] = [
+        ErrorDetails(
+            type=e["type"], loc=(e["loc"][0], *row, *e["loc"][2:]), msg=e["msg"], input=e["input"]
+        )
+        for e in chosen
+    ]
+    return other + stripped
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One readable sentence per problem, naming the row and column where there is one."""
+    parts = []
+    for error in _pick_branch(exc.errors(include_url=False)):
+        loc = list(error["loc"])
+        where = ""
+        if len(loc) >= 2 and isinstance(loc[1], int):
+            where = f"{loc[0]}: row {loc[1]}"
+            if len(loc) >= 3 and isinstance(loc[2], int):
+                where += f", column {loc[2]}"
+        elif loc:
+            where = ".".join(str(p) for p in loc)
+        message = error["msg"]
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts[:5]) + (f" (and {len(parts) - 5} more)" if len(parts) > 5 else "")
+
+
+T = TypeVar("T", bound=Request)
+
+
+def parse_json(body: bytes, schema: type[T]) -> T:
+    try:
+        return schema.model_validate_json(body)
+    except ValidationError as exc:
+        raise InvalidInput(describe_validation_error(exc)) from None
+
+
+def rows_to_array(
+    rows: Sequence[Sequence[float]], field: str, expected_dim: int, label: str
+) -> np.ndarray:
+    """Pack validated rows into float32; a ragged batch is named by its first odd row."""
+    try:
+        with np.errstate(over="ignore"):  # beyond float32 becomes inf; check_batch names it
+            array = np.array(rows, dtype=np.float32)
+    except ValueError:  # ragged: NumPy refuses it, and the loop below names the row
+        array = None
+    if array is None or array.shape[1:] != (expected_dim,):
+        # Only a batch that is wrong pays for a Python pass over its rows.
+        for i, row in enumerate(rows):
+            if len(row) != expected_dim:
+                raise InvalidInput(
+                    f"{field}: row {i} has {len(row)} values; {label} expects {expected_dim}"
+                )
+    assert array is not None
+    return array
+
+
+def _is_npy(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() == NPY
+
+
+def _check_content_type(content_type: str) -> None:
+    media = content_type.split(";")[0].strip().lower()
+    if media and media != "application/json" and not media.endswith("+json") and media != NPY:
+        raise UnsupportedMediaType(
+            f"unsupported Content-Type {media!r}; send application/json or {NPY}"
+        )
+
+
+def read_batch(
+    body: bytes,
+    content_type: str,
+    schema: type[VectorsRequest] | type[DecodeRequest],
+    expected_dim: int,
+    label: str,
+) -> tuple[np.ndarray, Request | None]:
+    """The request's matrix as an array, and its other fields where a JSON body may carry some.
+
+    simdjson reads plain bodies (service/http/json_matrix.py); pydantic judges every other one.
+    """
+    _check_content_type(content_type)
+    if _is_npy(content_type):
+        return decode_npy(body), None
+    field = "codes" if schema is DecodeRequest else "vectors"
+    fast = json_matrix.decode(body, field, _field_names(schema), expected_dim)
+    if fast is not None:
+        array, others = fast
+        if schema is not ScoreRequest:
+            return array, None  # the only field is the matrix
+        if not others:
+            return array, _NO_OPTIONS
+        try:
+            options = ScoreOptionFields.model_validate(others, strict=True)
+        except ValidationError:
+            pass  # pydantic's full pass below finds it again and words it
+        else:
+            return array, options
+    request = parse_json(body, schema)
+    rows = request.codes if isinstance(request, DecodeRequest) else request.vectors
+    # A single vector is a batch of one.
+    matrix = rows if isinstance(rows[0], list) else [rows]
+    return rows_to_array(matrix, field, expected_dim, label), request
+
+
+@functools.cache
+def _field_names(schema: type[Request]) -> frozenset[str]:
+    return frozenset(schema.model_fields)
+
+
+def score_options(request: Request | None, threshold: float | None, explain: bool) -> ScoreOptions:
+    """JSON fields win; for `.npy` bodies the options come from the query string."""
+    if isinstance(request, ScoreRequest | ScoreOptionFields):
+        return ScoreOptions(threshold=request.threshold, explain=request.explain)
+    return ScoreOptions(threshold=threshold, explain=explain)

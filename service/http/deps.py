@@ -1,0 +1,158 @@
+"""Dependencies, as `Annotated` aliases, so a route's signature reads like a sentence.
+
+The aliases resolve through `async def` functions although none of them awaits anything: FastAPI
+runs a plain `def` dependency in its threadpool, a thread hop per dependency per request, which
+cost the inference routes more than the inference itself. The plain getters stay for direct calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+import numpy as np
+from fastapi import Depends, Header, Query, Request
+
+from core.errors import NotReady
+from core.repository import ModelRepository
+from core.settings import Settings
+from service.http.auth import check_key
+from service.http.bodies import ScoreOptions, read_batch, score_options
+from service.http.schemas import DecodeRequest, EncodeRequest, ReconstructRequest, ScoreRequest
+from service.inference.registry import ModelRegistry
+from service.inference.runtime import ModelRuntime
+from service.observability.metrics import Metrics
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def get_registry(request: Request) -> ModelRegistry:
+    registry: ModelRegistry | None = getattr(request.app.state, "registry", None)
+    if registry is None:
+        raise NotReady("the server is starting; no model is loaded yet")
+    return registry
+
+
+def get_repository(request: Request) -> ModelRepository:
+    repository: ModelRepository = request.app.state.repository
+    return repository
+
+
+async def _settings(request: Request) -> Settings:
+    return get_settings(request)
+
+
+async def _metrics(request: Request) -> Metrics:
+    return get_metrics(request)
+
+
+async def _registry(request: Request) -> ModelRegistry:
+    return get_registry(request)
+
+
+async def _repository(request: Request) -> ModelRepository:
+    return get_repository(request)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
+RegistryDep = Annotated[ModelRegistry, Depends(_registry)]
+RepositoryDep = Annotated[ModelRepository, Depends(_repository)]
+AcceptDep = Annotated[str | None, Header(include_in_schema=False)]
+
+
+async def require_key(
+    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    check_key(settings, authorization)
+
+
+async def require_key_for_inference(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    settings = get_settings(request)
+    if settings.inference_requires_key:
+        check_key(settings, authorization)
+
+
+AdminKey = Depends(require_key)
+InferenceKey = Depends(require_key_for_inference)
+
+
+async def get_runtime(
+    request: Request,
+    model: Annotated[str | None, Query(description="Model name; default model if omitted.")] = None,
+    version: Annotated[
+        int | None, Query(ge=1, description="Model version; the active one if omitted.")
+    ] = None,
+) -> ModelRuntime:
+    # Loading a version that is not cached blocks, so only that rare case leaves the event loop.
+    runtime = await get_registry(request).get_async(model, version)
+    # Read by the metrics middleware to label the request.
+    request.state.model_name = runtime.name
+    request.state.model_version = runtime.version
+    return runtime
+
+
+RuntimeDep = Annotated[ModelRuntime, Depends(get_runtime)]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The request's matrix and, for /score, its options."""
+
+    array: np.ndarray
+    options: ScoreOptions
+
+
+BatchSchema = type[EncodeRequest | ReconstructRequest | ScoreRequest | DecodeRequest]
+
+
+def build_batch(
+    body: bytes,
+    content_type: str,
+    schema: BatchSchema,
+    runtime: ModelRuntime,
+    metrics: Metrics,
+    route: str,
+    threshold: float | None = None,
+    explain: bool = False,
+) -> Batch:
+    """The request's matrix, checked against the model, and its /score options."""
+    dim = runtime.latent_dim if schema is DecodeRequest else runtime.input_dim
+    array, parsed = read_batch(body, content_type, schema, dim, runtime.label)
+    metrics.observe_batch(route, runtime.name, len(array))
+    return Batch(array, score_options(parsed, threshold, explain))
+
+
+def _batch_reader(schema: BatchSchema) -> Callable[..., Awaitable[Batch]]:
+    async def read(
+        request: Request,
+        runtime: RuntimeDep,
+        threshold: Annotated[
+            float | None, Query(include_in_schema=False, allow_inf_nan=False)
+        ] = None,
+        explain: Annotated[bool, Query(include_in_schema=False)] = False,
+    ) -> Batch:
+        body = await request.body()
+        route = getattr(request.scope.get("route"), "path", request.url.path)
+        content_type = request.headers.get("content-type", "")
+        metrics = get_metrics(request)
+        return build_batch(body, content_type, schema, runtime, metrics, route, threshold, explain)
+
+    return read
+
+
+EncodeBatchDep = Annotated[Batch, Depends(_batch_reader(EncodeRequest))]
+DecodeBatchDep = Annotated[Batch, Depends(_batch_reader(DecodeRequest))]
+ReconstructBatchDep = Annotated[Batch, Depends(_batch_reader(ReconstructRequest))]
+ScoreBatchDep = Annotated[Batch, Depends(_batch_reader(ScoreRequest))]

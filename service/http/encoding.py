@@ -1,0 +1,56 @@
+"""Wire formats for arrays: `.npy` bodies (decoded without copying) and orjson for JSON."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import orjson
+
+from core.errors import BadRequest
+
+NPY = "application/x-npy"
+JSON = "application/json"
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def decode_npy(body: bytes) -> np.ndarray:
+    """A 2-D numeric array from `.npy` bytes; the array views the body's buffer, no copy."""
+    if not body.startswith(_NPY_MAGIC):
+        raise BadRequest("body is not a .npy array (missing the \\x93NUMPY magic string)")
+    stream = io.BytesIO(body)
+    try:
+        major, minor = np.lib.format.read_magic(stream)
+        reader = (
+            np.lib.format.read_array_header_1_0
+            if (major, minor) == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran_order, dtype = reader(stream)
+    except ValueError as exc:
+        raise BadRequest(f"body is not a valid .npy array: {exc}") from None
+    if dtype.hasobject or dtype.kind not in "fiub":
+        raise BadRequest(f".npy array has dtype {dtype}; send a numeric array (float32 is best)")
+    if len(shape) != 2:
+        raise BadRequest(f".npy array has shape {shape}; send a 2-D array (rows × values)")
+    count = int(np.prod(shape))
+    offset = stream.tell()
+    if len(body) - offset != count * dtype.itemsize:
+        raise BadRequest(
+            f".npy header says {shape} of {dtype} ({count * dtype.itemsize} bytes) but the body "
+            f"carries {len(body) - offset} bytes of data"
+        )
+    flat = np.frombuffer(body, dtype=dtype, count=count, offset=offset)
+    return flat.reshape(shape, order="F" if fortran_order else "C")
+
+
+def encode_npy(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, np.ascontiguousarray(array), allow_pickle=False)
+    return out.getvalue()
+
+
+def dump_json(content: Any) -> bytes:
+    """JSON bytes; NumPy arrays are written by orjson directly, without `.tolist()`."""
+    return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)

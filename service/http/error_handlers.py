@@ -1,0 +1,61 @@
+"""One place that turns exceptions into responses: `{"detail": …}`, or `{"error": …}` on /v2."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from core.errors import AeserveError
+from service.http.encoding import dump_json
+
+log = logging.getLogger("aeserve.errors")
+
+
+def error_response(request: Request, status: int, message: str) -> Response:
+    key = "error" if request.url.path.startswith("/v2") else "detail"
+    status = 400 if key == "error" and status == 422 else status
+    return Response(dump_json({key: message}), status_code=status, media_type="application/json")
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        parts.append(f"{loc}: {error.get('msg', 'invalid')}" if loc else str(error.get("msg")))
+    return "; ".join(dict.fromkeys(parts)) or "invalid request"
+
+
+async def on_aeserve_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AeserveError)
+    if exc.status_code >= 500 and exc.status_code != 503:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+    return error_response(request, exc.status_code, exc.message)
+
+
+async def on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(request, 422, _validation_message(exc))
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    response = error_response(request, exc.status_code, str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def on_unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("%s %s raised", request.method, request.url.path)
+    return error_response(request, 500, "internal server error")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(AeserveError, on_aeserve_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected_error)

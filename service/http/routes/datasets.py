@@ -1,0 +1,65 @@
+"""/datasets: training data too large for a JSON body, uploaded once and trained on by id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, UploadFile
+
+from core.datasets import DatasetInfo
+from core.errors import Conflict
+from service.http.deps import AdminKey
+from service.http.schemas import ErrorResponse
+from service.jobs.deps import DatasetsDep, JobsDep
+from service.jobs.schemas import DatasetResponse
+
+router = APIRouter(prefix="/datasets", tags=["training"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (401, 404, 409, 413, 422)
+}
+
+
+def _response(info: DatasetInfo) -> DatasetResponse:
+    return DatasetResponse(dataset=info.dataset, rows=info.rows, dim=info.dim, sha256=info.sha256)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=DatasetResponse,
+    responses=_ERRORS,
+    dependencies=[AdminKey],
+)
+def upload_dataset(file: UploadFile, datasets: DatasetsDep) -> DatasetResponse:
+    """Store a .csv, .npy, .npz or .parquet file of rows × features; use its id in POST /train."""
+    return _response(datasets.add_file(file.file, file.filename or "upload"))
+
+
+@router.get("", response_model=list[DatasetResponse], responses=_ERRORS)
+def list_datasets(datasets: DatasetsDep) -> list[DatasetResponse]:
+    """Every stored dataset, the newest first."""
+    return [_response(info) for info in datasets.list()]
+
+
+@router.get("/{dataset}", response_model=DatasetResponse, responses=_ERRORS)
+def get_dataset(dataset: str, datasets: DatasetsDep) -> DatasetResponse:
+    """Rows and dimension of a stored dataset."""
+    return _response(datasets.info(dataset))
+
+
+@router.delete(
+    "/{dataset}", response_model=DatasetResponse, responses=_ERRORS, dependencies=[AdminKey]
+)
+def delete_dataset(dataset: str, datasets: DatasetsDep, jobs: JobsDep) -> DatasetResponse:
+    """Remove a dataset and its rows; refused (409) while a queued or running job trains on it."""
+    total = sum(jobs.counts().values())
+    training = [
+        job.job_id for job in jobs.list(total) if job.dataset == dataset and not job.finished
+    ]
+    if training:
+        raise Conflict(
+            f"dataset {dataset!r} is in use by unfinished job(s) {', '.join(training)}; "
+            "cancel them or wait until they end"
+        )
+    return _response(datasets.delete(dataset))  # 404 if there is no such dataset

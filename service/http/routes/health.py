@@ -1,0 +1,38 @@
+"""/healthz, /readyz and /metrics: always open, never behind the API key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from core.errors import NotReady
+from service.http.schemas import ErrorResponse, Health
+from service.observability.metrics import Metrics
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """The process is alive."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": ErrorResponse}})
+def readyz(request: Request) -> Health:
+    """Ready once the default model (or, with none configured, some model) is loaded."""
+    registry = getattr(request.app.state, "registry", None)
+    if registry is None or not registry.ready:
+        raise NotReady("no model is loaded yet")
+    return Health(status="ready")
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    """Prometheus text format."""
+    collected: Metrics = request.app.state.metrics
+    registry = getattr(request.app.state, "registry", None)
+    if registry is not None:
+        collected.record_loaded(registry.loaded())
+    return Response(generate_latest(collected.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,102 @@
+"""/encode, /decode, /reconstruct, /score: JSON or `.npy` in, JSON or `.npy` out.
+
+The routes are coroutines: inference goes to the model version's dynamic batcher, which runs
+onnxruntime on its own thread, so a request costs no threadpool hop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from service.http.deps import (
+    AcceptDep,
+    DecodeBatchDep,
+    EncodeBatchDep,
+    InferenceKey,
+    MetricsDep,
+    ReconstructBatchDep,
+    RuntimeDep,
+    ScoreBatchDep,
+)
+from service.http.encoding import NPY
+from service.http.responses import array_response, score_response
+from service.http.schemas import (
+    DecodeRequest,
+    EncodeRequest,
+    EncodeResponse,
+    ErrorResponse,
+    ReconstructionResponse,
+    ReconstructRequest,
+    ScoreRequest,
+    ScoreResponse,
+)
+
+router = APIRouter(tags=["inference"], dependencies=[InferenceKey])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (401, 404, 413, 415, 422, 503)
+}
+
+
+def _body(schema: type[Any]) -> dict[str, Any]:
+    """Document both body formats; the body is read by the route's batch dependency."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": schema.model_json_schema()},
+                NPY: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    }
+
+
+@router.post(
+    "/encode", response_model=EncodeResponse, responses=_ERRORS, openapi_extra=_body(EncodeRequest)
+)
+async def encode(runtime: RuntimeDep, batch: EncodeBatchDep, accept: AcceptDep = None) -> Response:
+    """Bottleneck codes z = f(x) for each row."""
+    codes = await runtime.encode_async(batch.array)
+    return array_response(runtime.name, runtime.version, "codes", codes, accept)
+
+
+@router.post(
+    "/decode",
+    response_model=ReconstructionResponse,
+    responses=_ERRORS,
+    openapi_extra=_body(DecodeRequest),
+)
+async def decode(runtime: RuntimeDep, batch: DecodeBatchDep, accept: AcceptDep = None) -> Response:
+    """Rows g(z) in input units for each code."""
+    rows = await runtime.decode_async(batch.array)
+    return array_response(runtime.name, runtime.version, "reconstructions", rows, accept)
+
+
+@router.post(
+    "/reconstruct",
+    response_model=ReconstructionResponse,
+    responses=_ERRORS,
+    openapi_extra=_body(ReconstructRequest),
+)
+async def reconstruct(
+    runtime: RuntimeDep, batch: ReconstructBatchDep, accept: AcceptDep = None
+) -> Response:
+    """g(f(x)) for each row, in input units."""
+    rows = await runtime.reconstruct_async(batch.array)
+    return array_response(runtime.name, runtime.version, "reconstructions", rows, accept)
+
+
+@router.post(
+    "/score", response_model=ScoreResponse, responses=_ERRORS, openapi_extra=_body(ScoreRequest)
+)
+async def score(
+    runtime: RuntimeDep, batch: ScoreBatchDep, metrics: MetricsDep, accept: AcceptDep = None
+) -> Response:
+    """Anomaly score (reconstruction loss), flag and conformal p-value for each row."""
+    options = batch.options
+    result = await runtime.score_async(batch.array, options.threshold, options.explain)
+    metrics.observe_score_result(runtime.name, result)
+    return score_response(runtime.name, runtime.version, result, accept)

@@ -1,0 +1,126 @@
+"""Request and response schemas, in pairs. Requests forbid unknown fields and non-finite numbers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.manifest import ModelRef
+
+FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Rows = Annotated[list[list[FiniteFloat]], Field(min_length=1)]
+Row = Annotated[list[FiniteFloat], Field(min_length=1)]
+# A single vector is a batch of one; rows are tried first so errors name rows and columns.
+Matrix = Annotated[Rows | Row, Field(union_mode="left_to_right")]
+
+_VECTORS_EXAMPLE = [[0.0, 0.25, 0.5, 1.0]]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VectorsRequest(Request):
+    vectors: Matrix = Field(
+        description="Batch of input rows (n × d). With an `application/x-npy` body, the array.",
+        examples=[_VECTORS_EXAMPLE],
+    )
+
+
+class EncodeRequest(VectorsRequest):
+    pass
+
+
+class EncodeResponse(BaseModel):
+    model: ModelRef
+    codes: list[list[float]] = Field(description="Bottleneck codes z = f(x), n × k.")
+
+
+class DecodeRequest(Request):
+    codes: Matrix = Field(
+        description="Batch of codes (n × k). With an `application/x-npy` body, the array.",
+        examples=[[[0.1, -0.3]]],
+    )
+
+
+class ReconstructRequest(VectorsRequest):
+    pass
+
+
+class ReconstructionResponse(BaseModel):
+    model: ModelRef
+    reconstructions: list[list[float]] = Field(description="Reconstructions in input units, n × d.")
+
+
+Threshold = Annotated[
+    FiniteFloat | None,
+    Field(description="Overrides the model's calibrated threshold for `anomalies`."),
+]
+Explain = Annotated[bool, Field(description="Also return per-feature losses.")]
+
+
+class ScoreRequest(VectorsRequest):
+    threshold: Threshold = None
+    explain: Explain = False
+
+
+class ScoreOptionFields(Request):
+    """A /score body's fields besides its matrix, validated apart when simdjson reads the matrix."""
+
+    threshold: Threshold = None
+    explain: Explain = False
+
+
+class ScoreResponse(BaseModel):
+    model: ModelRef
+    scores: list[float] = Field(description="Reconstruction loss per row (the training loss).")
+    threshold: float = Field(description="Threshold applied: calibrated, or the request's.")
+    anomalies: list[bool] = Field(description="`scores[i] > threshold`.")
+    p_values: list[float] = Field(
+        description="Conformal p-values against the held-out calibration scores."
+    )
+    feature_errors: list[list[float]] | None = Field(
+        default=None, description="Per-feature losses (n × d), with `explain: true`."
+    )
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(examples=["row 3 has 12 values; model 'cardio' v2 expects 21"])
+
+
+class VersionSummary(BaseModel):
+    version: int
+    created_at: str | None = None
+    threshold: float | None = None
+    active: bool
+
+
+class ModelSummary(BaseModel):
+    name: str
+    versions: list[int]
+    active_version: int | None
+    input_dim: int | None = None
+    latent_dim: int | None = None
+    loss: str | None = None
+    loaded_version: int | None = Field(default=None, description="Version this process is serving.")
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+
+
+class ModelDetail(ModelSummary):
+    version_details: list[VersionSummary] = Field(default_factory=list)
+
+
+Manifest = dict[str, Any]
+
+
+class PromoteResponse(BaseModel):
+    name: str
+    active_version: int
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])

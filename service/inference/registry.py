@@ -1,0 +1,279 @@
+"""Loaded models, and how a newly promoted version replaces the one serving without a restart.
+
+Every model's active version lives in a dict that is never mutated, only replaced: `refresh()`
+loads new versions first, then rebinds the attribute in one assignment. A request that already
+holds the old runtime finishes on it, the next one gets the new one, and the hot path (`get`
+of an active version) takes no lock.
+
+Watching is a daemon thread rather than an asyncio task: loading is blocking work (sha256 of every
+file, onnxruntime session builds), so a task would hand it to a thread anyway; a thread keeps the
+event loop out of it entirely and works the same under uvicorn, the CLI and plain tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import OrderedDict
+
+from core.errors import (
+    CorruptVersion,
+    InvalidInput,
+    ModelNotFound,
+    NotFound,
+    NotReady,
+    VersionNotFound,
+)
+from core.repository import NAME_PATTERN, ModelRepository
+from service.inference.runtime import ModelRuntime, RuntimeOptions
+
+logger = logging.getLogger("aeserve.registry")
+
+CACHE_SIZE = 4
+"""Non-active versions kept loaded for requests that name a version (least recently used go)."""
+
+
+class ModelRegistry:
+    def __init__(
+        self,
+        repository: ModelRepository,
+        options: RuntimeOptions,
+        default_model: str | None,
+        *,
+        cache_size: int = CACHE_SIZE,
+    ) -> None:
+        self.repository = repository
+        self.options = options
+        self.default_model = default_model
+        self.cache_size = cache_size
+        self._active: dict[str, ModelRuntime] = {}  # replaced whole, never mutated
+        self._names: tuple[str, ...] = ()  # every model in the repository at the last refresh
+        self._cache: OrderedDict[tuple[str, int], ModelRuntime] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._load_lock = threading.Lock()  # one load at a time: no version is loaded twice
+        self._refresh_lock = threading.Lock()
+        self._refused: dict[tuple[str, int], CorruptVersion] = {}
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    # -- reading --------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """The default model (or, with none set, at least one model) is loaded."""
+        active = self._active
+        return self.default_model in active if self.default_model else bool(active)
+
+    def loaded(self) -> list[ModelRuntime]:
+        """The active runtime of every loaded model, by name."""
+        active = self._active
+        return [active[name] for name in sorted(active)]
+
+    def get(self, name: str | None = None, version: int | None = None) -> ModelRuntime:
+        """The runtime for a request: `name` None is the default model, `version` None the active.
+
+        A version that is not active is loaded on demand and kept in a small LRU cache.
+        """
+        active = self._active
+        is_default = name is None
+        if name is None:
+            name = self._default_name(active)
+        runtime = active.get(name)
+        if runtime is not None and version in (None, runtime.version):
+            return runtime
+        try:
+            if not NAME_PATTERN.fullmatch(name):
+                raise ModelNotFound(f"model {name!r} not found")
+            if version is None:  # a model that appeared, or failed, since the last refresh
+                version = self._active_on_disk(name)
+            return self._cached_or_load(name, version, check_exists=True)
+        except ModelNotFound:
+            if is_default:
+                raise NotReady(f"the default model {name!r} is not loaded") from None
+            raise
+
+    async def get_async(self, name: str | None = None, version: int | None = None) -> ModelRuntime:
+        """`get` for coroutines: an active version answers at once, anything else (which may read
+        or load from disk) is looked up in a worker thread."""
+        active = self._active
+        runtime = active.get(self._default_name(active) if name is None else name)
+        if runtime is not None and version in (None, runtime.version):
+            return runtime
+        return await asyncio.to_thread(self.get, name, version)
+
+    def _default_name(self, active: dict[str, ModelRuntime]) -> str:
+        if self.default_model:
+            return self.default_model
+        names = self._names or tuple(active)
+        if len(names) == 1:
+            return names[0]
+        if not names:
+            raise NotReady("no model is loaded yet")
+        raise InvalidInput(
+            f"the server has {len(names)} models ({', '.join(names)}) and no default one; "
+            "pick one with ?model=NAME"
+        )
+
+    def _active_on_disk(self, name: str) -> int:
+        version = self.repository.active_version(name)
+        if version is None:
+            raise NotReady(f"model {name!r} has no active version yet")
+        return version
+
+    # -- loading --------------------------------------------------------------------------------
+
+    def _cached_or_load(self, name: str, version: int, *, check_exists: bool) -> ModelRuntime:
+        key = (name, version)
+        with self._cache_lock:
+            runtime = self._cache.get(key)
+            if runtime is not None:
+                self._cache.move_to_end(key)
+        if runtime is not None:
+            # A deleted version must stop answering at once, not at the next refresh.
+            if check_exists and not (runtime.folder / "manifest.json").is_file():
+                self._evict(key)
+                raise self._not_found(name, version)
+            return runtime
+        with self._load_lock:
+            with self._cache_lock:
+                runtime = self._cache.get(key)
+            if runtime is None:
+                runtime = self._load(name, version)
+                self._remember(runtime)
+            return runtime
+
+    def _load(self, name: str, version: int) -> ModelRuntime:
+        """Verify checksums, build sessions; refusals are remembered, as versions never change."""
+        refused = self._refused.get((name, version))
+        if refused is not None:
+            raise refused
+        try:
+            folder = self.repository.verify(name, version)
+            runtime = ModelRuntime.load(folder, self.options)
+        except NotFound:
+            raise self._not_found(name, version) from None
+        except CorruptVersion as exc:
+            logger.error("refused %s", exc.message)
+            self._refused[(name, version)] = exc
+            raise
+        except (OSError, ValueError) as exc:  # e.g. an unreadable manifest; may be transient
+            logger.error("could not load model %r v%d: %s", name, version, exc)
+            raise CorruptVersion(f"model {name!r} v{version} cannot be read: {exc}") from exc
+        if runtime.name != name or runtime.version != version:
+            error = CorruptVersion(
+                f"model {name!r} v{version}: its manifest says {runtime.name!r} v{runtime.version}"
+            )
+            logger.error("refused %s", error.message)
+            self._refused[(name, version)] = error
+            raise error
+        logger.info(
+            "loaded model %r v%d (providers: %s)", name, version, ", ".join(runtime.providers)
+        )
+        return runtime
+
+    def _not_found(self, name: str, version: int) -> NotFound:
+        if not NAME_PATTERN.fullmatch(name) or not (self.repository.root / name).is_dir():
+            return ModelNotFound(f"model {name!r} not found")
+        return VersionNotFound(f"model {name!r} has no version {version}")
+
+    def _remember(self, runtime: ModelRuntime) -> None:
+        with self._cache_lock:
+            self._cache[(runtime.name, runtime.version)] = runtime
+            self._cache.move_to_end((runtime.name, runtime.version))
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+    def _evict(self, key: tuple[str, int]) -> None:
+        with self._cache_lock:
+            self._cache.pop(key, None)
+
+    # -- reloading ------------------------------------------------------------------------------
+
+    def load_all(self) -> None:
+        """Verify and load the active version of every model (at startup)."""
+        self.refresh()
+        active = self._active
+        logger.info(
+            "serving %d model(s): %s",
+            len(active),
+            ", ".join(f"{r.name} v{r.version}" for r in self.loaded()) or "none",
+        )
+
+    def refresh(self) -> None:
+        """Follow every model's active pointer; load what changed, then swap in one assignment.
+
+        A version that fails to load is logged and skipped; the one already serving keeps serving.
+        """
+        with self._refresh_lock:
+            current = self._active
+            names = tuple(self.repository.names())
+            updated: dict[str, ModelRuntime] = {}
+            for name in names:
+                runtime = self._follow(name, current.get(name))
+                if runtime is not None:
+                    updated[name] = runtime
+            for name in current.keys() - updated.keys():
+                logger.info("model %r is gone from the repository; unloaded", name)
+            self._names = names
+            self._active = updated  # the swap: one atomic rebinding
+            self._purge_cache(names)
+
+    def _follow(self, name: str, serving: ModelRuntime | None) -> ModelRuntime | None:
+        """What `name` serves next: its active version, or `serving` if that cannot be loaded."""
+        try:
+            version = self.repository.active_version(name)
+        except NotFound:  # deleted while we were looking
+            return None
+        except (OSError, ValueError) as exc:
+            logger.error("cannot read the active version of model %r: %s", name, exc)
+            return serving
+        if version is None or (serving is not None and serving.version == version):
+            return serving
+        known_bad = (name, version) in self._refused  # logged once, not at every refresh
+        try:
+            runtime = self._cached_or_load(name, version, check_exists=False)
+        except (CorruptVersion, NotFound) as exc:
+            if serving is not None and not known_bad:
+                logger.warning(
+                    "model %r keeps serving v%d: v%d cannot be loaded (%s)",
+                    name,
+                    serving.version,
+                    version,
+                    exc.message,
+                )
+            return serving
+        self._evict((name, version))
+        if serving is not None:
+            self._remember(serving)  # still answers requests that name its version
+            logger.info("model %r: v%d replaces v%d", name, version, serving.version)
+        return runtime
+
+    def _purge_cache(self, names: tuple[str, ...]) -> None:
+        with self._cache_lock:
+            for key, runtime in list(self._cache.items()):
+                if key[0] not in names or not (runtime.folder / "manifest.json").is_file():
+                    del self._cache[key]
+
+    def start_watching(self, interval_s: float) -> None:
+        """Refresh every `interval_s` seconds in a daemon thread until `stop_watching()`."""
+        if self._watcher is not None and self._watcher.is_alive():
+            return
+        self._stop.clear()
+        self._watcher = threading.Thread(
+            target=self._watch, args=(interval_s,), name="aeserve-model-watcher", daemon=True
+        )
+        self._watcher.start()
+
+    def stop_watching(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout_s)
+            self._watcher = None
+
+    def _watch(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                self.refresh()
+            except Exception:  # the watcher must outlive any one bad refresh
+                logger.exception("model refresh failed")

@@ -1,0 +1,114 @@
+"""Prometheus metrics: one registry per app, and the ASGI middleware that times every request.
+
+Both run on every inference request, so the request counters and histograms are the bulk ones of
+service/observability/bulk_metrics.py: an append per observation, counted with NumPy in batches.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Gauge
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.observability.bulk_metrics import BulkCounter, BulkHistogram
+
+if TYPE_CHECKING:
+    from service.inference.runtime import ModelRuntime, ScoreResult
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
+_ROW_BUCKETS = tuple(float(2**i) for i in range(14))
+_SCORE_BUCKETS = tuple(10.0**e for e in range(-6, 4))  # and +Inf
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = BulkCounter(
+            "aeserve_requests",
+            "HTTP requests by route, model, version and status.",
+            ["route", "method", "model", "version", "status"],
+        )
+        self.latency = BulkHistogram(
+            "aeserve_request_duration_seconds",
+            "Request latency by route, model, version and status.",
+            ["route", "model", "version", "status"],
+            _LATENCY_BUCKETS,
+        )
+        self.batch_rows = BulkHistogram(
+            "aeserve_batch_rows", "Rows per inference request.", ["route", "model"], _ROW_BUCKETS
+        )
+        self.scores = BulkHistogram(
+            "aeserve_scores",
+            "Anomaly scores (reconstruction loss) returned.",
+            ["model"],
+            _SCORE_BUCKETS,
+        )
+        self.anomalies = BulkCounter("aeserve_anomalies", "Rows flagged as anomalies.", ["model"])
+        bulk = (self.requests, self.latency, self.batch_rows, self.scores, self.anomalies)
+        for collector in bulk:
+            self.registry.register(collector)
+        self.loaded_version = Gauge(
+            "aeserve_model_loaded_version",
+            "Version each model is served at by this process.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.jobs = Gauge(
+            "aeserve_jobs", "Training jobs by status.", ["status"], registry=self.registry
+        )
+
+    def observe_request(
+        self, route: str, method: str, model: str, version: str, status: str, seconds: float
+    ) -> None:
+        self.requests.inc((route, method, model, version, status))
+        self.latency.observe((route, model, version, status), seconds)
+
+    def observe_batch(self, route: str, model: str, rows: int) -> None:
+        self.batch_rows.observe((route, model), rows)
+
+    def observe_score_result(self, model: str, result: ScoreResult) -> None:
+        self.scores.observe_many((model,), result.scores)
+        flagged = int(np.count_nonzero(result.anomalies))
+        if flagged:
+            self.anomalies.inc((model,), flagged)
+
+    def record_loaded(self, runtimes: Iterable[ModelRuntime]) -> None:
+        self.loaded_version.clear()
+        for runtime in runtimes:
+            self.loaded_version.labels(runtime.name).set(runtime.version)
+
+
+class MetricsMiddleware:
+    """Counts and times each request under its route template, not its raw path."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            state = scope.get("state", {})
+            model = str(state.get("model_name", ""))
+            version = str(state.get("model_version", ""))
+            self.metrics.observe_request(
+                route, scope["method"], model, version, str(status), time.perf_counter() - start
+            )

@@ -1,0 +1,98 @@
+"""/models: listing, manifests, promote and delete, with the API key."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from core.repository import ModelRepository
+from tests.tiny_model import publish_tiny_model
+
+ROW = [0.1, 0.2, 0.3, 0.4]
+
+
+def test_list_models(client: TestClient):
+    response = client.get("/models")
+    assert response.status_code == 200
+    assert response.json() == {
+        "models": [
+            {
+                "name": "tiny",
+                "versions": [1],
+                "active_version": 1,
+                "input_dim": 4,
+                "latent_dim": 2,
+                "loss": "mse",
+                "loaded_version": 1,
+            }
+        ]
+    }
+
+
+def test_get_model_and_manifest(client: TestClient, repository: ModelRepository):
+    publish_tiny_model(repository, "tiny", seed=1, promote=False)
+    body = client.get("/models/tiny").json()
+    assert body["versions"] == [1, 2]
+    assert body["active_version"] == 1
+    assert [v["active"] for v in body["version_details"]] == [True, False]
+    manifest = client.get("/models/tiny/versions/2").json()
+    assert manifest == repository.manifest("tiny", 2)
+    assert set(manifest["files"]) >= {"autoencoder.onnx", "encoder.onnx", "decoder.onnx"}
+
+
+def test_unknown_model_and_version_are_404(client: TestClient):
+    assert client.get("/models/nope").json() == {"detail": "model 'nope' not found"}
+    assert client.get("/models/nope").status_code == 404
+    response = client.get("/models/tiny/versions/7")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "model 'tiny' has no version 7"}
+
+
+def test_promote_needs_the_key(client: TestClient, repository: ModelRepository):
+    publish_tiny_model(repository, "tiny", seed=1, promote=False)
+    response = client.post("/models/tiny/versions/2/promote")
+    assert response.status_code == 401
+    assert response.json() == {
+        "detail": "missing or invalid API key: send 'Authorization: Bearer <key>'"
+    }
+    wrong = client.post("/models/tiny/versions/2/promote", headers={"authorization": "Bearer no"})
+    assert wrong.status_code == 401
+    assert repository.active_version("tiny") == 1
+
+
+def test_promote_switches_this_process_at_once(client: TestClient, repository, auth):
+    publish_tiny_model(repository, "tiny", seed=1, promote=False)
+    response = client.post("/models/tiny/versions/2/promote", headers=auth)
+    assert response.status_code == 200
+    assert response.json() == {"name": "tiny", "active_version": 2}
+    assert repository.active_version("tiny") == 2
+    scored = client.post("/score", json={"vectors": [ROW]}).json()
+    assert scored["model"] == {"name": "tiny", "version": 2}
+
+
+def test_promote_unknown_version(client: TestClient, auth):
+    response = client.post("/models/tiny/versions/5/promote", headers=auth)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "model 'tiny' has no version 5"}
+
+
+def test_delete_version(client: TestClient, repository: ModelRepository, auth):
+    publish_tiny_model(repository, "tiny", seed=1, promote=False)
+    assert client.delete("/models/tiny/versions/2").status_code == 401
+    response = client.delete("/models/tiny/versions/2", headers=auth)
+    assert response.status_code == 204
+    assert repository.versions("tiny") == [1]
+    assert client.delete("/models/tiny/versions/2", headers=auth).status_code == 404
+    pinned = client.post("/score?version=2", json={"vectors": [ROW]})
+    assert pinned.status_code == 404
+
+
+def test_deleting_the_active_version_is_409(client: TestClient, auth):
+    response = client.delete("/models/tiny/versions/1", headers=auth)
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": "model 'tiny' v1 is the active version; promote another first"
+    }
+
+
+def test_inference_is_open_unless_configured(client: TestClient):
+    assert client.post("/score", json={"vectors": [ROW]}).status_code == 200
