@@ -115,7 +115,9 @@ def test_ships_the_default_model_trained_by_the_builder(
 
 
 @pytest.mark.parametrize("target", ["serve", "serve-gpu"])
-def test_serve_images_install_no_torch_and_no_training_code(dockerfile: Dockerfile, target: str) -> None:
+def test_serve_images_install_no_torch_and_no_training_code(
+    dockerfile: Dockerfile, target: str
+) -> None:
     commands = [c for stage in dockerfile.chain(target) for c in dockerfile.commands(stage.name)]
     installed = [word for c in commands if c[:2] == ["pip", "install"] for word in c[2:]]
     assert not [word for word in installed if word.startswith("torch")]
