@@ -17,8 +17,8 @@ from service.http import error_handlers as handlers
 from service.http.body_limit import BodySizeLimit
 from service.http.fastlane import InferenceFastLane
 from service.http.routes import datasets, health, inference, jobs, models, v2
+from service.inference.options import RuntimeOptions
 from service.inference.registry import ModelRegistry
-from service.inference.runtime import RuntimeOptions
 from service.jobs.lifespan import training_jobs
 from service.observability.metrics import Metrics, MetricsMiddleware
 

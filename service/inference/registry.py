@@ -26,7 +26,9 @@ from core.errors import (
     VersionNotFound,
 )
 from core.repository import NAME_PATTERN, ModelRepository
-from service.inference.runtime import ModelRuntime, RuntimeOptions
+from service.inference.loading import load_runtime
+from service.inference.options import RuntimeOptions
+from service.inference.runtime import ModelRuntime
 
 logger = logging.getLogger("aeserve.registry")
 
@@ -150,7 +152,7 @@ class ModelRegistry:
             raise refused
         try:
             folder = self.repository.verify(name, version)
-            runtime = ModelRuntime.load(folder, self.options)
+            runtime = load_runtime(folder, self.options)
         except NotFound:
             raise self._not_found(name, version) from None
         except CorruptVersion as exc:

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 from core import __version__
 from core.errors import InvalidInput, ModelNotFound, VersionNotFound
+from core.manifest import GRAPH_IO
 from core.repository import ModelRepository
+from service.inference.options import RuntimeOptions
 from service.inference.registry import ModelRegistry
-from service.inference.runtime import REQUIRED_IO, ModelRuntime, RuntimeOptions
+from service.inference.runtime import ModelRuntime
 from service.v2.schemas import (
     ConfigTensor,
     DynamicBatching,
@@ -100,7 +102,7 @@ async def resolve(registry: ModelRegistry, name: str, version: str | None) -> Pr
         raise ModelNotFound(f"model {name!r} not found") from None
     except VersionNotFound:
         raise VersionNotFound(f"model {name!r} has no version {number}") from None
-    inputs, outputs = REQUIRED_IO[graph]
+    inputs, outputs = GRAPH_IO[graph]
     return ProtocolModel(
         name=name,
         base=base,

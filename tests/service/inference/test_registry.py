@@ -18,8 +18,8 @@ from core.errors import (
     VersionNotFound,
 )
 from core.repository import ModelRepository
+from service.inference.options import RuntimeOptions
 from service.inference.registry import ModelRegistry
-from service.inference.runtime import RuntimeOptions
 from tests.tiny_model import publish_tiny_model, reference_outputs, sample_vectors
 
 

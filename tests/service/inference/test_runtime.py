@@ -16,13 +16,10 @@ import pytest
 from core.errors import CorruptVersion, InvalidInput
 from core.repository import ModelRepository
 from core.settings import Settings
-from service.inference.runtime import (
-    ModelRuntime,
-    RuntimeOptions,
-    check_batch,
-    resolve_providers,
-    vectors_from_rows,
-)
+from service.inference.loading import load_runtime
+from service.inference.options import RuntimeOptions, resolve_providers
+from service.inference.runtime import ModelRuntime
+from service.inference.validation import check_batch, vectors_from_rows
 from tests.tiny_model import (
     anomalous_vector,
     publish_tiny_model,
@@ -37,7 +34,7 @@ OPTIONS = RuntimeOptions(max_batch=16)
 
 
 def load(repository: ModelRepository, name: str, version: int) -> ModelRuntime:
-    return ModelRuntime.load(repository.verify(name, version), OPTIONS)
+    return load_runtime(repository.verify(name, version), OPTIONS)
 
 
 @pytest.fixture

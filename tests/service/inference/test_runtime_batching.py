@@ -10,7 +10,9 @@ import pytest
 
 from core.errors import InvalidInput
 from core.repository import ModelRepository
-from service.inference.runtime import ModelRuntime, RuntimeOptions, ScoreResult
+from service.inference.loading import load_runtime
+from service.inference.options import RuntimeOptions
+from service.inference.runtime import ModelRuntime, ScoreResult
 from tests.tiny_model import publish_tiny_model, sample_vectors
 
 # Merged runs change only the batch dimension of each matrix product.
@@ -23,7 +25,7 @@ def runtime(request: pytest.FixtureRequest, repository: ModelRepository) -> Mode
     options = RuntimeOptions(
         max_batch=64, dynamic_batching=request.param, max_batch_rows=32, max_queue_delay_us=2000
     )
-    return ModelRuntime.load(repository.verify("tiny", version), options)
+    return load_runtime(repository.verify("tiny", version), options)
 
 
 def assert_same_scores(batched: ScoreResult, alone: ScoreResult) -> None:
@@ -105,10 +107,8 @@ def test_a_bad_request_is_refused_alone(runtime: ModelRuntime) -> None:
 
 def test_a_newer_version_gets_its_own_batcher(repository: ModelRepository) -> None:
     options = RuntimeOptions(max_batch=64)
-    old = ModelRuntime.load(
-        repository.verify("tiny", publish_tiny_model(repository, "tiny")), options
-    )
-    new = ModelRuntime.load(
+    old = load_runtime(repository.verify("tiny", publish_tiny_model(repository, "tiny")), options)
+    new = load_runtime(
         repository.verify("tiny", publish_tiny_model(repository, "tiny", seed=5)), options
     )
     x = sample_vectors(old.manifest, 4)
