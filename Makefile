@@ -34,6 +34,7 @@ lint: install
 	$(BIN)/ruff check core service models tests bench
 	$(BIN)/ruff format --check core service models tests bench
 	$(BIN)/mypy core service models
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest

@@ -7,12 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.manifest import ModelRef
-
-FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-Rows = Annotated[list[list[FiniteFloat]], Field(min_length=1)]
-Row = Annotated[list[FiniteFloat], Field(min_length=1)]
-# A single vector is a batch of one; rows are tried first so errors name rows and columns.
-Matrix = Annotated[Rows | Row, Field(union_mode="left_to_right")]
+from core.vectors import FiniteFloat, Matrix
 
 _VECTORS_EXAMPLE = [[0.0, 0.25, 0.5, 1.0]]
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from core.datasets import DatasetStore
 from core.settings import Settings
 from service.jobs import create_backend
-from service.observability.job_metrics import watch_job_counts
+from service.jobs.job_metrics import watch_job_counts
 from service.observability.metrics import Metrics
 
 

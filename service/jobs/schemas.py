@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.config import TrainConfig
 from core.jobs.records import JobRecord, JobStatus
-from service.http.schemas import Rows
+from core.vectors import Rows
 
 
 class TrainData(BaseModel):
