@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
-from starlette.types import Receive, Scope, Send
 
 from core import __version__
 from core.repository import ModelRepository
@@ -54,26 +53,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry.stop_watching()
 
 
-class AeserveApp(FastAPI):
-    """FastAPI with the inference fast lane in front of its middleware stack."""
-
-    fast_lane: InferenceFastLane | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.fast_lane is not None and scope["type"] == "http":
-            taken = self.fast_lane.takes(scope)
-            if taken is not None:
-                scope["app"] = self
-                await self.fast_lane(*taken, scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    app = AeserveApp(
-        title="aeserve", version=__version__, description=DESCRIPTION, lifespan=lifespan
-    )
+    app = FastAPI(title="aeserve", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.metrics = Metrics()
     handlers.install(app)
@@ -83,8 +65,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(datasets.router)
     app.include_router(health.router)
     app.include_router(v2.router)
-    if settings.inference_fast_lane:  # it does the body limit and metrics itself
-        app.fast_lane = InferenceFastLane(app)
+    # Middleware added later wraps what was added before: the fast lane first, so it is the
+    # innermost and every middleware added after it applies to its requests too.
+    if settings.inference_fast_lane:
+        app.add_middleware(InferenceFastLane, fastapi=app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     # Added last so it runs first: oversized bodies are refused before anything reads them.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

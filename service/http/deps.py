@@ -13,6 +13,7 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import Depends, Header, Query, Request
+from starlette.types import Scope
 
 from core.errors import NotReady
 from core.repository import ModelRepository
@@ -95,11 +96,20 @@ async def get_runtime(
         int | None, Query(ge=1, description="Model version; the active one if omitted.")
     ] = None,
 ) -> ModelRuntime:
+    return await resolve_runtime(request.scope, model, version)
+
+
+async def resolve_runtime(scope: Scope, model: str | None, version: int | None) -> ModelRuntime:
+    """The runtime a request names, for the routes and the fast lane alike; the request's
+    state gets the model and version that answer, which the metrics middleware labels it with."""
+    registry: ModelRegistry | None = getattr(scope["app"].state, "registry", None)
+    if registry is None:
+        raise NotReady("the server is starting; no model is loaded yet")
     # Loading a version that is not cached blocks, so only that rare case leaves the event loop.
-    runtime = await get_registry(request).get_async(model, version)
-    # Read by the metrics middleware to label the request.
-    request.state.model_name = runtime.name
-    request.state.model_version = runtime.version
+    runtime = await registry.get_async(model, version)
+    state = scope.setdefault("state", {})
+    state["model_name"] = runtime.name
+    state["model_version"] = runtime.version
     return runtime
 
 

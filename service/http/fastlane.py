@@ -1,23 +1,24 @@
-"""The inference fast lane: the four inference routes served without FastAPI's per-request work.
+"""The inference fast lane: the innermost middleware, serving the four inference routes without
+FastAPI's per-request work.
 
 Profiling a batch-1 /score put FastAPI's machinery (route matching, solving the dependency tree,
 validating parameters, the exception and exit-stack wrappers) at about twice the cost of the
-request's own work, and the middleware stack around it (five wrappers, each with its own `send`)
-at a fifth more. The fast lane stands in front of all of it: `AeserveApp.__call__` hands it the
-plain requests to `POST /encode`, `/decode`, `/reconstruct` and `/score`, and it does inline what
-the stack would have done for them (the body limit, metrics, the catch-all 500), resolves the
-routes' dependencies by hand and awaits the very endpoint functions of
-service/routes/inference.py, so both ways run the same code from the body on.
+request's own work. The lane sits inside the middleware stack, right around the router, so every
+middleware (the body limit, metrics, and whatever is added later) sees its requests as it sees
+any other; only the router is skipped. For `POST /encode`, `/decode`, `/reconstruct` and `/score`
+it resolves the runtime and reads the batch with the same functions as the routes'
+dependencies (service/http/deps.py) and awaits the very endpoint functions of
+service/http/routes/inference.py, so both ways run the same code from the body on.
 
 It only takes requests it can read at a glance: a query string with nothing but well-formed
 `model`, `version`, `threshold` and `explain`. Anything else goes to FastAPI, so unusual
-requests keep FastAPI's exact validation and messages. The route tests run both ways.
+requests keep FastAPI's exact validation and messages. The route tests run both ways, and each
+request records which way it went in `scope["state"]["lane"]`.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,20 +27,20 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from core.errors import AeserveError, NotReady
+from core.errors import AeserveError
 from core.settings import Settings
 from service.http.auth import check_key
-from service.http.body_limit import BodyTooLarge, declared_too_large, reject
-from service.http.deps import Batch, BatchSchema, build_batch
-from service.http.error_handlers import error_response, on_unexpected_error
+from service.http.deps import Batch, BatchSchema, build_batch, resolve_runtime
+from service.http.error_handlers import error_response
 from service.http.routes import inference
 from service.http.schemas import DecodeRequest, EncodeRequest, ReconstructRequest, ScoreRequest
-from service.inference.registry import ModelRegistry
 from service.observability.metrics import Metrics
 
 Endpoint = Callable[..., Awaitable[Response]]
+LANE_FAST = "fast"
+LANE_FASTAPI = "fastapi"
 _TRUE = frozenset({"1", "true", "on", "yes", "t", "y"})
 _FALSE = frozenset({"0", "false", "off", "no", "f", "n"})
 
@@ -98,64 +99,50 @@ def _read_query(raw: bytes) -> _Query | None:
 
 
 class InferenceFastLane:
-    """Serves the inference requests `takes` accepts; the app's front calls it for those only."""
+    """ASGI middleware: serves the requests `takes` accepts, hands every other one on."""
 
-    def __init__(self, fastapi: FastAPI) -> None:
+    def __init__(self, app: ASGIApp, fastapi: FastAPI) -> None:
+        self.app = app  # the rest of the stack: FastAPI's exception middleware and router
         self.fastapi = fastapi  # its `state` holds the settings, metrics and registry
 
     def takes(self, scope: Scope) -> tuple[_Route, _Query] | None:
+        if scope["type"] != "http":
+            return None
         route = _ROUTES.get(scope["path"])
         if route is None or scope["method"] != "POST":
             return None
         query = _read_query(scope["query_string"])
         return None if query is None else (route, query)
 
-    async def __call__(
-        self, route: _Route, query: _Query, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        start = time.perf_counter()
-        state = self.fastapi.state
-        settings: Settings = state.settings
-        if declared_too_large(scope, settings.max_body_bytes):
-            await reject(scope, send, settings.max_body_bytes)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        taken = self.takes(scope)
+        if taken is None:
+            scope.setdefault("state", {})["lane"] = LANE_FASTAPI
+            await self.app(scope, receive, send)
             return
+        route, query = taken
+        # What the metrics middleware labels the request with, as for the FastAPI route.
+        scope["route"] = route
+        scope.setdefault("state", {})["lane"] = LANE_FAST
         try:
-            response = await self._serve(route, query, scope, receive, settings)
+            response = await self._serve(route, query, scope, receive)
         except AeserveError as exc:
+            # Rendered here: FastAPI's exception middleware is inside, not around, the lane.
+            # Anything else propagates to the server-error middleware, as from a route.
             response = error_response(Request(scope), exc.status_code, exc.message)
-        except BodyTooLarge:
-            await reject(scope, send, settings.max_body_bytes)
-            return
-        except Exception as exc:  # what ServerErrorMiddleware does for FastAPI's routes
-            response = await on_unexpected_error(Request(scope), exc)
-        if response is None:  # the client left before sending its body
-            return
-        await response(scope, receive, send)
-        request_state = scope.get("state", {})
-        state.metrics.observe_request(
-            route.path,
-            "POST",
-            str(request_state.get("model_name", "")),
-            str(request_state.get("model_version", "")),
-            str(response.status_code),
-            time.perf_counter() - start,
-        )
+        if response is not None:  # None: the client left before sending its body
+            await response(scope, receive, send)
 
     async def _serve(
-        self, route: _Route, query: _Query, scope: Scope, receive: Receive, settings: Settings
+        self, route: _Route, query: _Query, scope: Scope, receive: Receive
     ) -> Response | None:
         headers = dict(scope["headers"])
         state = self.fastapi.state
+        settings: Settings = state.settings
         if settings.inference_requires_key:
             check_key(settings, _header(headers, b"authorization"))
-        registry: ModelRegistry | None = getattr(state, "registry", None)
-        if registry is None:
-            raise NotReady("the server is starting; no model is loaded yet")
-        runtime = await registry.get_async(query.model, query.version)
-        request_state = scope.setdefault("state", {})
-        request_state["model_name"] = runtime.name
-        request_state["model_version"] = runtime.version
-        body = await _read_body(receive, settings.max_body_bytes)
+        runtime = await resolve_runtime(scope, query.model, query.version)
+        body = await _read_body(receive)
         if body is None:
             return None
         metrics: Metrics = state.metrics
@@ -185,18 +172,14 @@ def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
     return value.decode("latin-1") if value is not None else None
 
 
-async def _read_body(receive: Receive, max_bytes: int) -> bytes | None:
-    """The whole body, None if the client left; `BodyTooLarge` past `max_bytes`."""
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body, None if the client left; the body-limit middleware around the lane
+    raises past the limit."""
     chunks = []
-    received = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        chunk = message.get("body", b"")
-        received += len(chunk)
-        if received > max_bytes:
-            raise BodyTooLarge
-        chunks.append(chunk)
+        chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
