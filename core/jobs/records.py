@@ -30,7 +30,8 @@ class JobSpec(BaseModel):
     name: str
     dataset: str = Field(description="Id of the stored dataset to train on.")
     config: dict[str, Any] = Field(description="TrainConfig fields as submitted.")
-    promote: bool = True
+    promote: bool = False
+    """Off by default everywhere; the repository makes a model's first version active anyway."""
     epochs: int = Field(description="Most epochs the run can take (config.epochs).")
 
 

@@ -32,7 +32,15 @@ class TrainRequest(BaseModel):
     config: TrainConfig = Field(
         default_factory=TrainConfig, description="Training configuration; every field optional."
     )
-    promote: bool = Field(default=True, description="Make the new version active on success.")
+    promote: bool = Field(
+        default=False,
+        description=(
+            "Make the new version the active one on success. Off by default, as in "
+            "`aeserve train`: a new version waits for `POST /models/{name}/versions/{v}/promote`. "
+            "A model's first version always becomes active, so a model is never left with "
+            "nothing to serve."
+        ),
+    )
 
 
 class TrainResponse(BaseModel):

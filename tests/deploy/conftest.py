@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from tests.deploy.parsing import REPO_ROOT, Dockerfile, parse_dockerfile
-
-
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """The project's shared folder: AESERVE_SHARED_DIR, else `shared/` beside the checkout."""
-    return Path(os.environ.get("AESERVE_SHARED_DIR", REPO_ROOT.parent / "shared"))
 
 
 @pytest.fixture(scope="session")

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 
+from tests.data import SCHEMAS
 from tests.deploy.parsing import REPO_ROOT, Dockerfile
 
 API_KEY = "${AESERVE_API_KEY:?set AESERVE_API_KEY}"
 APP_SERVICES = ["api", "worker", "api-gpu", "worker-gpu"]
 
 
-def test_matches_the_compose_specification(compose: dict[str, Any], shared_dir: Path) -> None:
-    schema = json.loads((shared_dir / "schemas" / "compose-spec.json").read_text())
+def test_matches_the_compose_specification(compose: dict[str, Any]) -> None:
+    schema = json.loads((SCHEMAS / "compose-spec.json").read_text())
     validator = jsonschema.Draft7Validator(schema)
     errors = [
         f"{'/'.join(map(str, e.absolute_path))}: {e.message}"

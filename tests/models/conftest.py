@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 
 from core.repository import ModelRepository
+from tests.data import ADBENCH
 
 
 @pytest.fixture(scope="session")
 def adbench_dir() -> Path:
-    default = Path(__file__).parents[2].parent / "shared/data/adbench"
-    path = Path(os.environ.get("AESERVE_ADBENCH_DIR", default))
+    """The two ADBench sets kept in tests/data (tests/data/README.md); AESERVE_ADBENCH_DIR
+    points elsewhere, e.g. at the whole benchmark."""
+    path = Path(os.environ.get("AESERVE_ADBENCH_DIR", ADBENCH))
     if not path.is_dir():
-        pytest.skip(f"ADBench data not found at {path}; set AESERVE_ADBENCH_DIR")
+        pytest.skip(f"ADBench data not found at {path}; unset AESERVE_ADBENCH_DIR")
     return path
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from starlette.responses import StreamingResponse
 
 from core.jobs.records import JobRecord
@@ -72,11 +72,23 @@ def cancel_job(job_id: str, jobs: JobsDep) -> JobRecord:
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}, **_errors(404)},
 )
-def job_event_stream(job_id: str, jobs: JobsDep) -> StreamingResponse:
-    """Server-sent events: `progress` after each epoch, then `done` with the final record."""
+def job_event_stream(
+    job_id: str,
+    jobs: JobsDep,
+    last_event_id: Annotated[
+        int,
+        Header(
+            alias="Last-Event-ID",
+            ge=0,
+            description="Resume after this epoch: the `id` of the last event received.",
+        ),
+    ] = 0,
+) -> StreamingResponse:
+    """Server-sent events: `progress` after each epoch (its `id` is the epoch), then `done` with
+    the final record. A reconnecting client's `Last-Event-ID` resumes after that epoch."""
     jobs.get(job_id)  # 404 now rather than an empty stream
     return StreamingResponse(
-        job_events(jobs, job_id),
+        job_events(jobs, job_id, after=last_event_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -56,15 +56,24 @@ def test_inline_job_publishes_a_version_that_answers_score(
     assert score.json()["model"] == {"name": "inline", "version": 1}
     assert len(score.json()["scores"]) == 3
 
-    # A second job promotes version 2, which this server answers with within the reload interval.
+    # A second job does not promote unless asked: version 1 stays the one served.
     second = wait_for(client, submit(client, "inline", rows(seed=2), epochs=2))
     assert second["result"]["model"] == {"name": "inline", "version": 2}
+    assert second["result"]["promoted"] is False
+    assert deployment.repository.active_version("inline") == 1
+
+    # A third one asks: every server process answers with it within the reload interval.
+    body = {"name": "inline", "data": {"vectors": rows(seed=2)}, "config": {"epochs": 2}}
+    promoting = client.post("/train", json={**body, "promote": True}, headers=AUTH)
+    third = wait_for(client, promoting.json()["job_id"])
+    assert third["result"]["model"] == {"name": "inline", "version": 3}
+    assert third["result"]["promoted"] is True
     deadline = time.monotonic() + 10
     while client.post("/score?model=inline", json={"vectors": data[:1]}).json()["model"] != {
         "name": "inline",
-        "version": 2,
+        "version": 3,
     }:
-        assert time.monotonic() < deadline, "version 2 was never served"
+        assert time.monotonic() < deadline, "version 3 was never served"
         time.sleep(0.1)
 
     time.sleep(1.1)  # the job counts are read at most once a second
@@ -73,7 +82,7 @@ def test_inline_job_publishes_a_version_that_answers_score(
         for line in client.get("/metrics").text.splitlines()
         if line.startswith("aeserve_jobs{")
     }
-    assert gauge['aeserve_jobs{status="succeeded"}'] >= 2
+    assert gauge['aeserve_jobs{status="succeeded"}'] >= 3
     assert set(gauge) == {f'aeserve_jobs{{status="{s}"}}' for s in STATUSES}
 
 
@@ -212,6 +221,22 @@ def test_events_stream_one_progress_event_per_epoch_then_the_final_record(client
     assert [
         {k: data[k] for k in ("epoch", "train_loss", "val_loss")} for _, data in events[:5]
     ] == final["history"]
+
+    # Reconnecting with the id of the last event received resumes after it, as EventSource does.
+    resumed = client.get(f"/jobs/{job_id}/events", headers={"Last-Event-ID": "3"})
+    blocks = [dict(line.split(": ", 1) for line in block.splitlines()) for block in
+              resumed.text.strip().split("\n\n")]  # fmt: skip
+    assert [(b["event"], b.get("id")) for b in blocks] == [
+        ("progress", "4"),
+        ("progress", "5"),
+        ("done", None),
+    ]
+    after_all = client.get(f"/jobs/{job_id}/events", headers={"Last-Event-ID": "5"})
+    assert after_all.text.startswith("event: done\n")
+
+    bad = client.get(f"/jobs/{job_id}/events", headers={"Last-Event-ID": "three"})
+    assert bad.status_code == 422
+    assert "Last-Event-ID" in bad.json()["detail"]
 
 
 def test_unknown_jobs_are_404(client: TestClient):

@@ -4,18 +4,18 @@ random half of the normal rows, it scores the anomalies above the other half (RO
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.data import ADBENCH
 from tests.service.jobs.conftest import Deploy, Deployment, start_deployment
 from tests.service.jobs.helpers import AUTH, wait_for
 
 pytestmark = pytest.mark.slow
 
-CARDIO = Path(__file__).parents[4] / "shared" / "data" / "adbench" / "6_cardio.npz"
+CARDIO = ADBENCH / "6_cardio.npz"
 
 
 def roc_auc(positive: np.ndarray, negative: np.ndarray) -> float:

@@ -1,10 +1,8 @@
-"""Answers checked against the protocol's own OpenAPI text (shared/schemas), not only our
+"""Answers checked against the protocol's own OpenAPI text (tests/data/schemas), not only our
 reading of it. Its two known slips (the ready body, the `/v2/` path) touch nothing here."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -12,16 +10,16 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from tests.data import SCHEMAS
+
 SPEC = "open_inference_rest.yaml"
 ROWS = [[0.5, 1.0, 1.5, 2.0], [0.0, -0.5, 3.0, 0.25]]
 
 
 @pytest.fixture(scope="module")
 def components() -> dict[str, Any]:
-    """The specification's schemas; the shared folder as tests/deploy finds it."""
-    checkout = Path(__file__).resolve().parents[3]
-    shared = Path(os.environ.get("AESERVE_SHARED_DIR", checkout.parent / "shared"))
-    spec: dict[str, Any] = yaml.safe_load((shared / "schemas" / SPEC).read_text())
+    """The specification's schemas, kept in the repository (tests/data/README.md)."""
+    spec: dict[str, Any] = yaml.safe_load((SCHEMAS / SPEC).read_text())
     return spec["components"]
 
 
