@@ -158,7 +158,12 @@ def _field_names(schema: type[Request]) -> frozenset[str]:
 
 
 def score_options(request: Request | None, threshold: float | None, explain: bool) -> ScoreOptions:
-    """JSON fields win; for `.npy` bodies the options come from the query string."""
+    """A JSON body's field wins; the query string gives what the body leaves out (all of it for
+    `.npy` bodies)."""
     if isinstance(request, ScoreRequest | ScoreOptionFields):
-        return ScoreOptions(threshold=request.threshold, explain=request.explain)
+        given = request.model_fields_set
+        return ScoreOptions(
+            threshold=request.threshold if "threshold" in given else threshold,
+            explain=request.explain if "explain" in given else explain,
+        )
     return ScoreOptions(threshold=threshold, explain=explain)

@@ -144,25 +144,62 @@ def build_batch(
     return Batch(array, score_options(parsed, threshold, explain))
 
 
+ThresholdQuery = Annotated[
+    float | None,
+    Query(
+        allow_inf_nan=False,
+        description="Overrides the model's calibrated threshold for `anomalies`; a JSON body's "
+        "`threshold` field wins. The way to set it with a `.npy` body.",
+    ),
+]
+ExplainQuery = Annotated[
+    bool,
+    Query(
+        description="Also return per-feature losses; a JSON body's `explain` field wins. The way "
+        "to ask with a `.npy` body.",
+    ),
+]
+# The other routes take the same query string (one fast lane reads them all) but ignore the options.
+IgnoredThreshold = Annotated[float | None, Query(include_in_schema=False, allow_inf_nan=False)]
+IgnoredExplain = Annotated[bool, Query(include_in_schema=False)]
+
+
+async def _read(
+    request: Request,
+    schema: BatchSchema,
+    runtime: ModelRuntime,
+    threshold: float | None,
+    explain: bool,
+) -> Batch:
+    body = await request.body()
+    route = getattr(request.scope.get("route"), "path", request.url.path)
+    content_type = request.headers.get("content-type", "")
+    metrics = get_metrics(request)
+    return build_batch(body, content_type, schema, runtime, metrics, route, threshold, explain)
+
+
 def _batch_reader(schema: BatchSchema) -> Callable[..., Awaitable[Batch]]:
     async def read(
         request: Request,
         runtime: RuntimeDep,
-        threshold: Annotated[
-            float | None, Query(include_in_schema=False, allow_inf_nan=False)
-        ] = None,
-        explain: Annotated[bool, Query(include_in_schema=False)] = False,
+        threshold: IgnoredThreshold = None,
+        explain: IgnoredExplain = False,
     ) -> Batch:
-        body = await request.body()
-        route = getattr(request.scope.get("route"), "path", request.url.path)
-        content_type = request.headers.get("content-type", "")
-        metrics = get_metrics(request)
-        return build_batch(body, content_type, schema, runtime, metrics, route, threshold, explain)
+        return await _read(request, schema, runtime, threshold, explain)
 
     return read
+
+
+async def _score_batch(
+    request: Request,
+    runtime: RuntimeDep,
+    threshold: ThresholdQuery = None,
+    explain: ExplainQuery = False,
+) -> Batch:
+    return await _read(request, ScoreRequest, runtime, threshold, explain)
 
 
 EncodeBatchDep = Annotated[Batch, Depends(_batch_reader(EncodeRequest))]
 DecodeBatchDep = Annotated[Batch, Depends(_batch_reader(DecodeRequest))]
 ReconstructBatchDep = Annotated[Batch, Depends(_batch_reader(ReconstructRequest))]
-ScoreBatchDep = Annotated[Batch, Depends(_batch_reader(ScoreRequest))]
+ScoreBatchDep = Annotated[Batch, Depends(_score_batch)]

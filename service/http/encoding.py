@@ -11,6 +11,7 @@ import orjson
 from core.errors import BadRequest
 
 NPY = "application/x-npy"
+NPZ = "application/x-npz"
 JSON = "application/json"
 _NPY_MAGIC = b"\x93NUMPY"
 
@@ -48,6 +49,14 @@ def decode_npy(body: bytes) -> np.ndarray:
 def encode_npy(array: np.ndarray) -> bytes:
     out = io.BytesIO()
     np.save(out, np.ascontiguousarray(array), allow_pickle=False)
+    return out.getvalue()
+
+
+def encode_npz(arrays: dict[str, np.ndarray]) -> bytes:
+    """An uncompressed `.npz` archive: `np.load` gives the arrays back by name."""
+    out = io.BytesIO()
+    named: dict[str, Any] = dict(arrays)  # typed loosely: numpy's stub reserves `allow_pickle`
+    np.savez(out, **named)
     return out.getvalue()
 
 

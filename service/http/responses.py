@@ -1,4 +1,4 @@
-"""Render runtime results as JSON (orjson, arrays written directly) or as `.npy` bodies."""
+"""Render runtime results as JSON (orjson, arrays written directly), `.npy` or `.npz` bodies."""
 
 from __future__ import annotations
 
@@ -7,11 +7,34 @@ from typing import Any
 import numpy as np
 from starlette.responses import Response
 
-from service.http.encoding import NPY, dump_json, encode_npy
+from core.errors import NotAcceptable
+from service.http.encoding import NPY, NPZ, dump_json, encode_npy, encode_npz
 
 
 def wants_npy(accept: str | None) -> bool:
     return bool(accept) and NPY in (accept or "").lower()
+
+
+def wants_npz(accept: str | None) -> bool:
+    return bool(accept) and NPZ in (accept or "").lower()
+
+
+def check_score_answer(accept: str | None, threshold: float | None, explain: bool) -> None:
+    """A `.npy` answer is the scores alone: refuse it, before any work, when the request asks for
+    what only the other answers carry, rather than drop the request's options silently."""
+    if wants_npz(accept) or not wants_npy(accept):
+        return
+    asked = [
+        name
+        for name, given in (("threshold", threshold is not None), ("explain", explain))
+        if given
+    ]
+    if asked:
+        raise NotAcceptable(
+            f"an {NPY} answer holds the scores only, so it cannot carry what "
+            f"{' and '.join(asked)} asks for; send Accept: {NPZ} (scores, anomalies, p_values, "
+            f"threshold, feature_errors) or application/json"
+        )
 
 
 class JSONBytes(Response):
@@ -34,6 +57,17 @@ def array_response(
 
 
 def score_response(name: str, version: int, result: Any, accept: str | None) -> Response:
+    headers = {"X-Model-Name": name, "X-Model-Version": str(version)}
+    if wants_npz(accept):
+        arrays = {
+            "scores": result.scores,
+            "threshold": np.asarray(result.threshold, dtype=np.float32),
+            "anomalies": result.anomalies,
+            "p_values": result.p_values,
+        }
+        if result.feature_errors is not None:
+            arrays["feature_errors"] = result.feature_errors
+        return Response(encode_npz(arrays), media_type=NPZ, headers=headers)
     if wants_npy(accept):
         return array_response(name, version, "scores", result.scores, accept)
     body: dict[str, Any] = {

@@ -21,8 +21,8 @@ from service.http.deps import (
     RuntimeDep,
     ScoreBatchDep,
 )
-from service.http.encoding import NPY
-from service.http.responses import array_response, score_response
+from service.http.encoding import NPY, NPZ
+from service.http.responses import array_response, check_score_answer, score_response
 from service.http.schemas import (
     DecodeRequest,
     EncodeRequest,
@@ -89,14 +89,36 @@ async def reconstruct(
     return array_response(runtime.name, runtime.version, "reconstructions", rows, accept)
 
 
+_SCORE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "JSON; or with `Accept: application/x-npy` the scores alone as .npy; or "
+        "with `Accept: application/x-npz` every field as one .npz archive. Binary answers name "
+        "the model in `X-Model-Name` and `X-Model-Version`.",
+        "content": {
+            NPY: {"schema": {"type": "string", "format": "binary"}},
+            NPZ: {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+    406: {
+        "model": ErrorResponse,
+        "description": "`Accept: application/x-npy` with `threshold` or `explain`: a .npy answer "
+        "holds the scores only (ask for application/x-npz).",
+    },
+}
+
+
 @router.post(
-    "/score", response_model=ScoreResponse, responses=_ERRORS, openapi_extra=_body(ScoreRequest)
+    "/score",
+    response_model=ScoreResponse,
+    responses={**_ERRORS, **_SCORE_ANSWERS},
+    openapi_extra=_body(ScoreRequest),
 )
 async def score(
     runtime: RuntimeDep, batch: ScoreBatchDep, metrics: MetricsDep, accept: AcceptDep = None
 ) -> Response:
     """Anomaly score (reconstruction loss), flag and conformal p-value for each row."""
     options = batch.options
+    check_score_answer(accept, options.threshold, options.explain)
     result = await runtime.score_async(batch.array, options.threshold, options.explain)
     metrics.observe_score_result(runtime.name, result)
     return score_response(runtime.name, runtime.version, result, accept)
