@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import pydantic_core
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -21,9 +22,25 @@ def error_response(request: Request, status: int, message: str) -> Response:
     return Response(dump_json({key: message}), status_code=status, media_type="application/json")
 
 
+def invalid_json_message(document: str | bytes) -> str:
+    """pydantic-core's words for a body that is not JSON, as /score's own parser gives them, so
+    every route says the same thing about the same mistake."""
+    try:
+        pydantic_core.from_json(document)
+    except ValueError as exc:
+        return f"Invalid JSON: {exc}"
+    return "Invalid JSON"
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for error in exc.errors():
+        if error.get("type") == "json_invalid":  # FastAPI's json.loads failed; body is the text
+            parts.append(invalid_json_message(exc.body))
+            continue
+        if error.get("type") == "missing" and tuple(error.get("loc", ())) == ("body",):
+            parts.append(invalid_json_message(b""))  # an empty body, as the inference routes say
+            continue
         loc = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
         parts.append(f"{loc}: {error.get('msg', 'invalid')}" if loc else str(error.get("msg")))
     return "; ".join(dict.fromkeys(parts)) or "invalid request"
