@@ -13,6 +13,7 @@ from core import __version__
 from core.repository import ModelRepository
 from core.settings import Settings
 from service.http import error_handlers as handlers
+from service.http import openapi
 from service.http.body_limit import BodySizeLimit
 from service.http.fastlane import InferenceFastLane
 from service.http.routes import datasets, health, inference, jobs, models, v2
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(datasets.router)
     app.include_router(health.router)
     app.include_router(v2.router)
+    openapi.install(app)  # request examples as wide as the default model's rows
     # Middleware added later wraps what was added before: the fast lane first, so it is the
     # innermost and every middleware added after it applies to its requests too.
     if settings.inference_fast_lane:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Query, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import Scope
 
 from core.errors import NotReady
@@ -71,18 +72,25 @@ RepositoryDep = Annotated[ModelRepository, Depends(_repository)]
 AcceptDep = Annotated[str | None, Header(include_in_schema=False)]
 
 
-async def require_key(
-    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
-) -> None:
-    check_key(settings, authorization)
+BEARER = HTTPBearer(
+    scheme_name="bearer",
+    description="The server's AESERVE_API_KEY. Needed by /train, /datasets, DELETE /jobs/… and "
+    "model management when a key is set, and by inference with AESERVE_INFERENCE_REQUIRES_KEY.",
+    auto_error=False,
+)
+"""Declares the scheme (the Authorize button of /docs); check_key reads the header itself, so
+every malformed header gets the same 401."""
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
 
 
-async def require_key_for_inference(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> None:
+async def require_key(settings: SettingsDep, request: Request, _: BearerDep = None) -> None:
+    check_key(settings, request.headers.get("authorization"))
+
+
+async def require_key_for_inference(request: Request, _: BearerDep = None) -> None:
     settings = get_settings(request)
     if settings.inference_requires_key:
-        check_key(settings, authorization)
+        check_key(settings, request.headers.get("authorization"))
 
 
 AdminKey = Depends(require_key)
