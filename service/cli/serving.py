@@ -8,18 +8,33 @@ from typing import Annotated
 
 import typer
 
+from core import preflight
 from core.settings import Settings
+from service.cli.options import (
+    OldRepositoryOption,
+    RepositoryOption,
+    repository_root,
+    setting_default,
+)
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Interface to bind (AESERVE_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port (AESERVE_PORT).")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="Interface to bind.", show_default=setting_default("host")),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="TCP port.", show_default=setting_default("port"))
+    ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Worker processes; each serves and reloads.")
+        int | None,
+        typer.Option(
+            help="Worker processes; each serves and reloads.",
+            show_default=setting_default("workers"),
+        ),
     ] = None,
-    model_repository: Annotated[
-        Path | None, typer.Option(help="Model repository folder (AESERVE_MODEL_REPOSITORY).")
-    ] = None,
+    repository: RepositoryOption = None,
+    model_repository: OldRepositoryOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the models of the repository over HTTP."""
@@ -30,12 +45,18 @@ def serve(
         "HOST": host,
         "PORT": port,
         "WORKERS": workers,
-        "MODEL_REPOSITORY": model_repository,
+        "MODEL_REPOSITORY": repository_root(repository, model_repository),
     }
     for key, value in overrides.items():
         if value is not None:
             os.environ[f"AESERVE_{key}"] = str(value)
     settings = Settings()
+    try:
+        preflight.check_serving(settings)
+    except preflight.PreflightError as exc:
+        typer.echo(f"aeserve serve: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(startup_line(settings.model_repository, settings.host, settings.port))
     uvicorn.run(
         "service.main:app_from_environment",
         factory=True,
@@ -46,3 +67,10 @@ def serve(
         access_log=False,
         proxy_headers=True,
     )
+
+
+def startup_line(repository: Path, host: str, port: int) -> str:
+    """Where the models come from and where a browser finds the interactive docs."""
+    reachable = "localhost" if host in ("0.0.0.0", "::", "") else host
+    base = f"http://{f'[{reachable}]' if ':' in reachable else reachable}:{port}"
+    return f"aeserve: serving {repository} on {base} (interactive docs: {base}/docs)"

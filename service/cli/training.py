@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -37,7 +37,7 @@ from core.config import (
 )
 from core.errors import AeserveError
 from core.repository import ModelRepository, check_name
-from core.settings import Settings
+from service.cli.options import RepositoryOption, repository_root
 
 # Soft wrap: messages stay on one line, so they can be grepped and copied whole.
 console = Console(soft_wrap=True)
@@ -49,10 +49,16 @@ def _about(field: str) -> str:
     return TrainConfig.model_fields[field].description or ""
 
 
-RepositoryOption = Annotated[
-    Path | None,
-    typer.Option(help="Model repository folder (default: $AESERVE_MODEL_REPOSITORY)."),
-]
+_DEFAULTS = TrainConfig()
+
+
+def _flag(field: str, **options: Any) -> Any:
+    """A typer option for a config field: its description as help, its default shown (a None
+    default is derived from the data)."""
+    derived = TrainConfig.model_fields[field].default is None
+    return typer.Option(
+        help=_about(field), show_default="derived from the data" if derived else True, **options
+    )
 
 
 def train(
@@ -63,43 +69,63 @@ def train(
         ),
     ],
     name: Annotated[str, typer.Option(help="Model name; an existing model gets a new version.")],
-    promote: Annotated[bool, typer.Option(help="Make the new version the active one.")] = False,
+    promote: Annotated[
+        bool,
+        typer.Option(
+            help="Make the new version the active one. A model's first version always is."
+        ),
+    ] = False,
     repository: RepositoryOption = None,
-    hidden_dims: Annotated[
-        str | None, typer.Option(help=_about("hidden_dims"), metavar="W1,W2,…")
-    ] = None,
-    latent_dim: Annotated[int | None, typer.Option(help=_about("latent_dim"))] = None,
-    activation: Annotated[Activation | None, typer.Option(help=_about("activation"))] = None,
+    if_empty: Annotated[
+        bool,
+        typer.Option(
+            "--if-empty",
+            help="Train only if the repository has no model yet, else do nothing "
+            "(docker-compose.yml's first-run `default-model` service).",
+        ),
+    ] = False,
+    hidden_dims: Annotated[str | None, _flag("hidden_dims", metavar="W1,W2,…")] = None,
+    latent_dim: Annotated[int | None, _flag("latent_dim")] = None,
+    activation: Annotated[Activation, _flag("activation")] = _DEFAULTS.activation,
     output_activation: Annotated[
-        OutputActivation | None, typer.Option(help=_about("output_activation"))
-    ] = None,
-    loss: Annotated[Loss | None, typer.Option(help=_about("loss"))] = None,
-    optimizer: Annotated[Optimizer | None, typer.Option(help=_about("optimizer"))] = None,
-    learning_rate: Annotated[float | None, typer.Option(help=_about("learning_rate"))] = None,
+        OutputActivation, _flag("output_activation")
+    ] = _DEFAULTS.output_activation,
+    loss: Annotated[Loss, _flag("loss")] = _DEFAULTS.loss,
+    optimizer: Annotated[Optimizer, _flag("optimizer")] = _DEFAULTS.optimizer,
+    learning_rate: Annotated[float, _flag("learning_rate")] = _DEFAULTS.learning_rate,
     learning_rate_schedule: Annotated[
-        Schedule | None, typer.Option(help=_about("learning_rate_schedule"))
-    ] = None,
-    weight_decay: Annotated[float | None, typer.Option(help=_about("weight_decay"))] = None,
-    epochs: Annotated[int | None, typer.Option(help=_about("epochs"))] = None,
-    batch_size: Annotated[int | None, typer.Option(help=_about("batch_size"))] = None,
+        Schedule, _flag("learning_rate_schedule")
+    ] = _DEFAULTS.learning_rate_schedule,
+    weight_decay: Annotated[float, _flag("weight_decay")] = _DEFAULTS.weight_decay,
+    epochs: Annotated[int, _flag("epochs")] = _DEFAULTS.epochs,
+    batch_size: Annotated[int, _flag("batch_size")] = _DEFAULTS.batch_size,
     max_rows_per_epoch: Annotated[
         str | None,
-        typer.Option(help=_about("max_rows_per_epoch") + " Give 'all' for None.", metavar="N|all"),
+        typer.Option(
+            help=_about("max_rows_per_epoch") + " Give 'all' for None.",
+            show_default=str(_DEFAULTS.max_rows_per_epoch),
+            metavar="N|all",
+        ),
     ] = None,
     validation_fraction: Annotated[
-        float | None, typer.Option(help=_about("validation_fraction"))
-    ] = None,
+        float, _flag("validation_fraction")
+    ] = _DEFAULTS.validation_fraction,
     early_stopping_patience: Annotated[
-        int | None, typer.Option(help=_about("early_stopping_patience"))
-    ] = None,
-    scaling: Annotated[ScalingMethod | None, typer.Option(help=_about("scaling"))] = None,
+        int, _flag("early_stopping_patience")
+    ] = _DEFAULTS.early_stopping_patience,
+    scaling: Annotated[ScalingMethod, _flag("scaling")] = _DEFAULTS.scaling,
     threshold_quantile: Annotated[
-        float | None, typer.Option(help=_about("threshold_quantile"))
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help=_about("seed"))] = None,
-    device: Annotated[Device | None, typer.Option(help=_about("device"))] = None,
+        float, _flag("threshold_quantile")
+    ] = _DEFAULTS.threshold_quantile,
+    seed: Annotated[int, _flag("seed")] = _DEFAULTS.seed,
+    device: Annotated[Device, _flag("device")] = _DEFAULTS.device,
 ) -> None:
     """Train an autoencoder on DATA and publish it as the next version of NAME."""
+    if if_empty:
+        existing = _repository(repository).names()
+        if existing:
+            console.print(f"not trained: the repository has models already ({', '.join(existing)})")
+            return
     given: dict[str, object] = {
         "latent_dim": latent_dim,
         "activation": activation,
@@ -137,13 +163,25 @@ def train(
             )
 
     training = published.manifest["training"]
+    epochs_run = int(training["epochs_run"])
     active = store.active_version(name) == published.version
+    stopped = (
+        f" (stopped early: no lower val loss for {_epochs(config.early_stopping_patience)})"
+        if epochs_run < config.epochs
+        else ""
+    )
     console.print(
         f"published [bold]{escape(name)}[/bold] version {published.version}"
-        f"{' (active)' if active else ''}: {training['epochs_run']} epochs, best epoch "
-        f"{training['best_epoch']}, val loss {training['val_loss']:.4g}, "
+        f"{' (active)' if active else ''}: {epochs_run} of {config.epochs} epochs{stopped}, "
+        f"best epoch {training['best_epoch']}, val loss {training['val_loss']:.4g}, "
         f"threshold {published.manifest['threshold']:.4g}"
     )
+    console.print(f"written to {escape(str(store.version_dir(name, published.version)))}")
+    if not active:
+        console.print(
+            f"not served yet: `aeserve promote {escape(name)} {published.version}"
+            f" --repository {escape(str(store.root))}` makes it the active version"
+        )
 
 
 def models(repository: RepositoryOption = None) -> None:
@@ -177,12 +215,20 @@ def promote(
 ) -> None:
     """Make VERSION the active version of NAME; servers switch to it within seconds."""
     with _user_errors():
-        _repository(repository).promote(name, version)
-    console.print(f"model [bold]{escape(name)}[/bold] version {version} is now active")
+        store = _repository(repository)
+        store.promote(name, version)
+    console.print(
+        f"model [bold]{escape(name)}[/bold] version {version} is now active "
+        f"in {escape(str(store.root))}"
+    )
+
+
+def _epochs(count: int) -> str:
+    return f"{count} epoch{'' if count == 1 else 's'}"
 
 
 def _repository(root: Path | None) -> ModelRepository:
-    return ModelRepository(root if root is not None else Settings().model_repository)
+    return ModelRepository(repository_root(root))
 
 
 def _parse_widths(text: str) -> list[int]:

@@ -51,7 +51,8 @@ def test_train_publishes_a_new_version_each_run(
             "--loss", "mse", "--optimizer", "rmsprop", "--seed", "3",
         )  # fmt: skip
         assert code == 0, out
-        assert f"published demo version {expected} (active): 3 epochs" in out
+        assert f"published demo version {expected} (active): 3 of 3 epochs, best" in out
+        assert f"written to {root.resolve() / 'demo' / str(expected)}\n" in out
     manifest = ModelRepository(root).manifest("demo", 2)
     assert manifest["config"]["hidden_dims"] == [12, 8]
     assert manifest["config"]["optimizer"] == "rmsprop"
@@ -103,7 +104,7 @@ def test_models_lists_and_promote_switches(cli: typer.Typer, rows: Path, tmp_pat
     assert code == 0
     assert "demo" in out and "1, 2" in out and "21" in out
     code, out, _ = run(cli, "promote", "demo", "2", "--repository", root)
-    assert (code, out.strip()) == (0, "model demo version 2 is now active")
+    assert (code, out.strip()) == (0, f"model demo version 2 is now active in {root.resolve()}")
     assert ModelRepository(root).active_version("demo") == 2
 
 
@@ -158,3 +159,36 @@ def test_importing_the_commands_does_not_load_torch() -> None:
 def test_every_config_field_has_a_flag() -> None:
     flags = set(inspect.signature(training.train).parameters)
     assert set(TrainConfig.model_fields) <= flags
+
+
+def test_first_version_is_active_without_promote_and_later_ones_wait(
+    cli: typer.Typer, rows: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "repo"
+    code, out, _ = run(cli, "train", rows, "--name", "demo", "--epochs", "1", "--repository", root)
+    assert code == 0, out
+    assert "published demo version 1 (active)" in out
+    assert "not served yet" not in out
+    code, out, _ = run(cli, "train", rows, "--name", "demo", "--epochs", "1", "--repository", root)
+    assert code == 0, out
+    assert "published demo version 2: 1 of 1 epochs" in out
+    assert (
+        f"not served yet: `aeserve promote demo 2 --repository {root.resolve()}` makes it the "
+        "active version"
+    ) in out
+    assert ModelRepository(root).active_version("demo") == 1
+
+
+def test_the_summary_says_when_early_stopping_ended_training(
+    cli: typer.Typer, tmp_path: Path
+) -> None:
+    noise = tmp_path / "noise.npy"  # nothing to learn: the validation loss stops falling at once
+    np.save(noise, np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32))
+    code, out, _ = run(
+        cli, "train", noise, "--name", "noise", "--epochs", "300", "--early-stopping-patience",
+        "2", "--repository", tmp_path / "repo",
+    )  # fmt: skip
+    assert code == 0, out
+    epochs_run = ModelRepository(tmp_path / "repo").manifest("noise", 1)["training"]["epochs_run"]
+    assert epochs_run < 300
+    assert f"{epochs_run} of 300 epochs (stopped early: no lower val loss for 2 epochs)" in out

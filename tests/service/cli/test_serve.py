@@ -52,7 +52,7 @@ def repository(tmp_path: Path) -> ModelRepository:
 
 
 @pytest.fixture
-def server(repository: ModelRepository) -> Iterator[str]:
+def server(repository: ModelRepository, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = {
         **os.environ,
@@ -70,10 +70,11 @@ def server(repository: ModelRepository) -> Iterator[str]:
             str(port),
             "--workers",
             "2",
-            "--model-repository",
+            "--repository",
             str(repository.root),
         ],
         env=env,
+        stdout=(tmp_path / "serve.out").open("w"),
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -82,6 +83,16 @@ def server(repository: ModelRepository) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_says_where_it_serves_from_and_where_the_docs_are(
+    server: str, repository: ModelRepository, tmp_path: Path
+):
+    first_line = (tmp_path / "serve.out").read_text().splitlines()[0]
+    assert first_line == (
+        f"aeserve: serving {repository.root.resolve()} on {server} (interactive docs: "
+        f"{server}/docs)"
+    )
 
 
 def test_serves_over_http_with_two_workers(server: str):

@@ -1,0 +1,37 @@
+"""What the commands share: the one spelling of `--repository`, defaults as `--help` shows them,
+and the repository folder each command works in, as an absolute path a user can check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.settings import Settings
+
+
+def setting_default(field: str) -> str:
+    """How `--help` shows a flag that falls back to a setting: its default and its variable."""
+    return f"{Settings.model_fields[field].default} or $AESERVE_{field.upper()}"
+
+
+RepositoryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--repository",
+        help="Model repository folder: `<name>/<version>/…`.",
+        show_default=setting_default("model_repository"),
+    ),
+]
+OldRepositoryOption = Annotated[
+    Path | None, typer.Option("--model-repository", hidden=True, help="Old name of --repository.")
+]
+"""`aeserve serve` and `aeserve worker` spelled it `--model-repository` before; still taken."""
+
+
+def repository_root(given: Path | None, old_spelling: Path | None = None) -> Path:
+    """The folder a command works in, absolute: the flag, else AESERVE_MODEL_REPOSITORY."""
+    chosen = given if given is not None else old_spelling
+    root = chosen if chosen is not None else Settings().model_repository
+    return root.expanduser().resolve()
