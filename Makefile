@@ -15,6 +15,7 @@ REPOSITORY ?= model-repository
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@echo "make: installing aeserve into $(VENV) (PyTorch included: a few minutes the first time)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
@@ -23,9 +24,11 @@ $(STAMP): pyproject.toml
 
 # Trains the default model `digits` (scikit-learn's bundled 8x8 digits) when the repository has none.
 default-model: install
+	@test -d $(REPOSITORY)/digits || echo "make: training the default model digits into $(REPOSITORY) (about a minute)"
 	test -d $(REPOSITORY)/digits || AESERVE_MODEL_REPOSITORY=$(REPOSITORY) \
 		$(BIN)/aeserve train builtin:digits --name digits --loss bce --promote
 
+# `aeserve serve` prints where it serves from and the address of the interactive docs (/docs).
 run: default-model
 	AESERVE_MODEL_REPOSITORY=$(REPOSITORY) AESERVE_DEFAULT_MODEL=$${AESERVE_DEFAULT_MODEL:-digits} \
 		$(BIN)/aeserve serve --host $(HOST) --port $(PORT)
@@ -42,6 +45,8 @@ test: lint
 bench: install
 	$(BIN)/python -m bench.serving
 
+# Reads ADBench's 26 data sets from ../shared/data/adbench (or AESERVE_ADBENCH_DIR), outside the
+# repository; it stops with a message saying so when they are not there (docs/quality.md).
 bench-quality: install
 	$(BIN)/python -m pip install --quiet -e '.[train,bench]'
 	$(BIN)/python -m bench.quality $(ARGS)
