@@ -24,10 +24,6 @@ MIN_DEFAULT_WIDTH = 64
 MAX_DEFAULT_WIDTH = 256
 """The first derived hidden layer is 2d wide within these bounds (docs/quality.md)."""
 MAX_DEFAULT_LAYERS = 2
-MIN_ROWS = 10
-"""Fewest rows a model trains on; the API checks it at submit time, so it lives here."""
-BCE_RANGE_TOLERANCE = 1e-5
-"""minmax-scaled rows can land a float32 rounding outside [0, 1]; that is no error."""
 
 
 class ConfigError(ValueError):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core import rules
+
 BUILTIN_DIGITS = ("builtin:digits", "sklearn:digits")
 SUFFIXES = (".csv", ".npy", ".npz", ".parquet")
 NPY_MAGIC = b"\x93NUMPY"
@@ -47,20 +49,16 @@ def load_array(source: str | Path) -> np.ndarray:
 
 
 def as_training_array(raw: np.ndarray, source: str) -> np.ndarray:
-    """Check shape, dtype and finiteness of an in-memory array; return it as float32."""
-    if raw.dtype == object:
-        raise DataError(f"{source}: holds Python objects (ragged rows?); expected numbers")
-    if not (np.issubdtype(raw.dtype, np.number) or raw.dtype == np.bool_):
-        raise DataError(f"{source}: holds {raw.dtype} values; expected numbers")
-    if raw.ndim != 2:
-        raise DataError(f"{source}: has shape {raw.shape}; expected a 2-D array (rows × features)")
-    if raw.shape[0] == 0 or raw.shape[1] == 0:
+    """Check shape, dtype and finiteness of an in-memory array; return it as float32.
+
+    The rules (core/rules.py) raise `RuleViolation`, the loaders' own problems `DataError`.
+    """
+    numbers = rules.as_numbers(raw, where=source)
+    rules.check_two_dimensional(numbers.shape, where=source)
+    if numbers.shape[0] == 0 or numbers.shape[1] == 0:
         raise DataError(f"{source}: has shape {raw.shape}; expected at least one row and column")
-    array = _to_float32(raw)
-    bad_rows = np.flatnonzero(~np.isfinite(array).all(axis=1))
-    if bad_rows.size:
-        more = f" ({bad_rows.size} rows in all)" if bad_rows.size > 1 else ""
-        raise DataError(f"{source}: row {int(bad_rows[0])} has a NaN or infinite value{more}")
+    array = _to_float32(numbers)
+    rules.check_finite(array, numbers, where=source)
     return array
 
 
@@ -68,17 +66,6 @@ def _to_float32(raw: np.ndarray) -> np.ndarray:
     """Converting before the finiteness check also catches values too large for float32."""
     with np.errstate(over="ignore"):
         return np.ascontiguousarray(raw, dtype=np.float32)
-
-
-def check_training_rows(X: np.ndarray, min_rows: int) -> None:
-    if X.shape[0] < min_rows:
-        raise DataError(f"data has {X.shape[0]} rows; training needs at least {min_rows}")
-
-
-def check_input_dim(X: np.ndarray, name: str, input_dim: int) -> None:
-    """New versions of a model must keep its input dimension: clients send d-wide rows."""
-    if X.shape[1] != input_dim:
-        raise DataError(f"data has {X.shape[1]} features; model {name!r} expects {input_dim}")
 
 
 def _load_digits() -> np.ndarray:
@@ -179,10 +166,11 @@ def _load_csv(path: Path) -> np.ndarray:
     if raw.size == 0:
         raise DataError(f"{path}: has a header but no rows")
     array = _to_float32(raw)
-    bad_rows = np.flatnonzero(~np.isfinite(array).all(axis=1))
-    if bad_rows.size:
-        line = int(bad_rows[0]) + 1 + int(header)
-        raise DataError(f"{path}: line {line} has a NaN or infinite value")
+    # Named as an editor shows the file: 1-based lines (after the header) and fields.
+    first_row_line = 1 + int(header)
+    rules.check_finite(
+        array, raw, cell=lambda i, j: f"line {i + first_row_line}, column {j + 1}", where=str(path)
+    )
     return as_training_array(array, str(path))
 
 
@@ -198,9 +186,12 @@ def _raise_csv_problem(path: Path, delimiter: str, header: bool) -> None:
             if width is None:
                 width, width_line = len(row), line_number
             elif len(row) != width:
-                raise DataError(
-                    f"{path}: line {line_number} has {len(row)} values; "
-                    f"line {width_line} has {width}"
+                raise rules.row_width_error(
+                    f"line {line_number}",
+                    len(row),
+                    width,
+                    first_row=f"line {width_line}",
+                    where=str(path),
                 )
             for column, cell in enumerate(row, start=1):
                 if not _is_number(cell):

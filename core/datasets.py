@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from core.data import SUFFIXES, DataError, load_array
 from core.errors import InvalidInput, NotFound
 from core.repository import sha256_of
+from core.rules import RuleViolation
 
 DATASET_ID = re.compile(r"[0-9a-f]{32}")
 _INCOMING = ".incoming"
@@ -72,7 +73,7 @@ class DatasetStore:
             with path.open("wb") as f:
                 shutil.copyfileobj(upload, f, 1 << 20)
             array = load_array(path)
-        except DataError as exc:
+        except (DataError, RuleViolation) as exc:
             # The message names the temporary file; the client knows it by its own name.
             raise InvalidInput(str(exc).replace(str(path), filename)) from None
         finally:

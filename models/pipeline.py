@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from core import rules
 from core.config import TrainConfig
-from core.data import check_input_dim
 from core.repository import ModelRepository, check_name
 from models.export import export_model
 from models.training import Progress, ShouldStop, fit
@@ -37,7 +37,7 @@ def train_and_publish(
         active = repository.active_version(name)
         if active is not None:
             input_dim = int(repository.manifest(name, active)["input_dim"])
-            check_input_dim(data, name, input_dim)
+            rules.check_input_dim(data.shape[1], input_dim, rules.model_label(name, active))
     result = fit(data, config, progress=progress, should_stop=should_stop)
     with repository.staging() as staging:
         export_model(result, staging)

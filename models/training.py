@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.config import BCE_RANGE_TOLERANCE, MIN_ROWS, ConfigError, TrainConfig
-from core.data import DataError, check_training_rows
+from core import rules
+from core.config import ConfigError, TrainConfig
 from models.autoencoder import Autoencoder
 from models.scaling import Scaling, fit_scaling
 
@@ -65,28 +65,9 @@ class TrainResult:
 
 def split_rows(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Shuffled row indices (train, validation) for n rows."""
-    n_val = round(n * validation_fraction)
-    if n_val < 1 or n_val >= n:
-        raise DataError(
-            f"validation_fraction {validation_fraction} of {n} rows leaves "
-            f"{n_val} validation and {n - n_val} training rows; both need at least one"
-        )
+    n_val = rules.check_validation_split(n, validation_fraction)
     order = np.random.default_rng(seed).permutation(n)
     return order[n_val:], order[:n_val]
-
-
-def check_bce_range(scaled: np.ndarray, scaling: str) -> None:
-    """BCE targets must be probabilities; say which column is not and what to change."""
-    low, high = scaled.min(axis=0), scaled.max(axis=0)
-    outside = np.flatnonzero((low < -BCE_RANGE_TOLERANCE) | (high > 1 + BCE_RANGE_TOLERANCE))
-    if outside.size:
-        column = int(outside[0])
-        more = f" ({outside.size} columns in all)" if outside.size > 1 else ""
-        raise ConfigError(
-            f"loss 'bce' needs inputs in [0, 1] after scaling; with scaling {scaling!r} "
-            f"column {column} ranges {low[column]:.4g}..{high[column]:.4g}{more}: "
-            "use scaling 'minmax' or loss 'mse'"
-        )
 
 
 def pick_device(requested: str) -> torch.device:
@@ -176,13 +157,14 @@ def fit(
 ) -> TrainResult:
     """Train on raw rows X [n, d]; return the weights of the epoch with the lowest val loss."""
     started = time.perf_counter()
-    check_training_rows(X, MIN_ROWS)
+    rules.check_min_rows(X.shape[0])
     config = config.resolve(X.shape[1])
     train_idx, val_idx = split_rows(X.shape[0], config.validation_fraction, config.seed)
     X_train, X_val = X[train_idx], X[val_idx]
     scaling = fit_scaling(X_train, config.scaling, config.loss)
     if config.loss == "bce":
-        check_bce_range(scaling.unclipped(X_train), config.scaling)
+        scaled = scaling.unclipped(X_train)  # [n_train, d]
+        rules.check_bce_range(scaled.min(axis=0), scaled.max(axis=0), config.scaling)
 
     device = pick_device(config.device)
     # Each part scaled on its own: no scaled copy of all rows to gather the parts from.

@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from core import rules
 from core.errors import InvalidInput, UnsupportedMediaType
 from service.http import json_matrix
 from service.http.encoding import NPY, decode_npy
@@ -92,15 +93,11 @@ def rows_to_array(
     try:
         with np.errstate(over="ignore"):  # beyond float32 becomes inf; check_batch names it
             array = np.array(rows, dtype=np.float32)
-    except ValueError:  # ragged: NumPy refuses it, and the loop below names the row
+    except ValueError:  # ragged: NumPy refuses it, and the width check below names the row
         array = None
     if array is None or array.shape[1:] != (expected_dim,):
-        # Only a batch that is wrong pays for a Python pass over its rows.
-        for i, row in enumerate(rows):
-            if len(row) != expected_dim:
-                raise InvalidInput(
-                    f"{field}: row {i} has {len(row)} values; {label} expects {expected_dim}"
-                )
+        # Only a batch that is wrong pays for measuring its rows.
+        rules.check_row_widths(rules.row_widths(rows), expected_dim, label, where=field)
     assert array is not None
     return array
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.config import BCE_RANGE_TOLERANCE, MIN_ROWS, TrainConfig
+from core import rules
+from core.config import TrainConfig
 from core.datasets import DatasetNotFound, DatasetStore, DataSummary
 from core.errors import InvalidInput
 from core.jobs.records import JobRecord, JobSpec
@@ -46,33 +47,28 @@ def prepare(request: TrainRequest, datasets: DatasetStore, repository: ModelRepo
 
 
 def as_matrix(vectors: list[list[float]]) -> np.ndarray:
-    width = len(vectors[0])
-    for row, values in enumerate(vectors):
-        if len(values) != width:
-            raise InvalidInput(
-                f"data.vectors row {row} has {len(values)} values; row 0 has {width}"
-            )
-    return np.asarray(vectors, dtype=np.float32)
+    """Inline training rows as float32: as wide as their first row, finite in float32 too."""
+    widths = rules.row_widths(vectors, where="data.vectors")
+    rules.check_row_widths(widths, int(widths[0]), where="data.vectors")
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf, which check_finite names
+        array = np.asarray(vectors, dtype=np.float32)
+    rules.check_finite(array, vectors, where="data.vectors")
+    return array
 
 
 def check_data(
     name: str, config: TrainConfig, data: DataSummary, repository: ModelRepository
 ) -> None:
-    if data.rows < MIN_ROWS:
-        raise InvalidInput(f"data has {data.rows} rows; training needs at least {MIN_ROWS}")
+    rules.check_min_rows(data.rows)
     try:
         resolved = config.resolve(data.dim)
     except ValueError as exc:
         raise InvalidInput(f"config: {exc}") from None
-    n_val = round(data.rows * config.validation_fraction)
-    if not 1 <= n_val < data.rows:
-        raise InvalidInput(
-            f"config: validation_fraction {config.validation_fraction} of {data.rows} rows leaves "
-            f"{n_val} validation and {data.rows - n_val} training rows; both need at least one"
-        )
+    rules.check_validation_split(data.rows, config.validation_fraction, where="config")
     check_dimension(name, data.dim, repository)
     if resolved.loss == "bce" and resolved.scaling == "none":
-        check_unit_range(data)
+        # Unscaled, the raw values are what BCE sees.
+        rules.check_bce_range(data.minimum, data.maximum, "none", where="config")
 
 
 def check_dimension(name: str, dim: int, repository: ModelRepository) -> None:
@@ -83,15 +79,4 @@ def check_dimension(name: str, dim: int, repository: ModelRepository) -> None:
     if active is None:
         return
     expected = int(repository.manifest(name, active)["input_dim"])
-    if dim != expected:
-        raise InvalidInput(f"data has {dim} features; model {name!r} v{active} expects {expected}")
-
-
-def check_unit_range(data: DataSummary) -> None:
-    """BCE targets are probabilities; without scaling the raw values must already be."""
-    for column, (low, high) in enumerate(zip(data.minimum, data.maximum, strict=True)):
-        if low < -BCE_RANGE_TOLERANCE or high > 1 + BCE_RANGE_TOLERANCE:
-            raise InvalidInput(
-                f"config: loss 'bce' needs inputs in [0, 1] after scaling; with scaling 'none' "
-                f"column {column} ranges {low:.4g}..{high:.4g}: use scaling 'minmax' or loss 'mse'"
-            )
+    rules.check_input_dim(dim, expected, rules.model_label(name, active))

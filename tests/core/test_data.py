@@ -7,7 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.data import DataError, check_input_dim, check_training_rows, load_array
+from core.data import DataError, load_array
+from core.rules import RuleViolation
 
 ROWS = np.array([[1.0, 2.5, -3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]], dtype=np.float32)
 
@@ -18,7 +19,7 @@ def write(path: Path, text: str) -> Path:
 
 
 def load_error(source: str | Path) -> str:
-    with pytest.raises(DataError) as caught:
+    with pytest.raises((DataError, RuleViolation)) as caught:
         load_array(source)
     return str(caught.value)
 
@@ -83,12 +84,15 @@ def test_csv_ragged_rows(tmp_path: Path) -> None:
 
 def test_csv_nan(tmp_path: Path) -> None:
     path = write(tmp_path / "rows.csv", "a,b\n1,2\n3,4\nnan,5\n")
-    assert load_error(path) == f"{path}: line 4 has a NaN or infinite value"
+    assert load_error(path) == f"{path}: line 4, column 1 is NaN; values must be finite numbers"
 
 
 def test_csv_value_too_large_for_float32(tmp_path: Path) -> None:
     path = write(tmp_path / "rows.csv", "1,2\n3,1e39\n")
-    assert load_error(path) == f"{path}: line 2 has a NaN or infinite value"
+    assert load_error(path) == (
+        f"{path}: line 2, column 2 is 1e+39, beyond the float32 range; "
+        "values must be finite numbers"
+    )
 
 
 def test_csv_header_only(tmp_path: Path) -> None:
@@ -107,7 +111,7 @@ def test_npy_infinite_value(tmp_path: Path) -> None:
     rows[1, 1] = np.nan
     np.save(tmp_path / "rows.npy", rows)
     path = tmp_path / "rows.npy"
-    assert load_error(path) == f"{path}: row 1 has a NaN or infinite value (2 rows in all)"
+    assert load_error(path) == f"{path}: row 1, column 1 is NaN; values must be finite numbers"
 
 
 def test_npy_ragged_rows(tmp_path: Path) -> None:
@@ -125,13 +129,15 @@ def test_npy_ragged_rows(tmp_path: Path) -> None:
 def test_npy_not_two_dimensional(tmp_path: Path, array: np.ndarray, shape: str) -> None:
     np.save(tmp_path / "rows.npy", array)
     path = tmp_path / "rows.npy"
-    assert load_error(path) == f"{path}: has shape {shape}; expected a 2-D array (rows × features)"
+    assert load_error(path) == (
+        f"{path}: expected a 2-D array of shape (n, features); got shape {shape}"
+    )
 
 
 def test_npy_of_strings(tmp_path: Path) -> None:
     np.save(tmp_path / "rows.npy", np.array([["a", "b"]]))
     path = tmp_path / "rows.npy"
-    assert load_error(path) == f"{path}: holds <U1 values; expected numbers"
+    assert load_error(path) == f"{path}: values must be finite numbers; got <U1 data"
 
 
 def test_npz_without_arrays(tmp_path: Path) -> None:
@@ -149,7 +155,7 @@ def test_parquet_text_column(tmp_path: Path) -> None:
 def test_parquet_null_is_reported_by_row(tmp_path: Path) -> None:
     pq.write_table(pa.table({"a": [1.0, None, 3.0]}), tmp_path / "rows.parquet")
     path = tmp_path / "rows.parquet"
-    assert load_error(path) == f"{path}: row 1 has a NaN or infinite value"
+    assert load_error(path) == f"{path}: row 1, column 0 is NaN; values must be finite numbers"
 
 
 def test_unknown_extension(tmp_path: Path) -> None:
@@ -183,17 +189,3 @@ def test_npz_ragged_rows(tmp_path: Path) -> None:
     path = tmp_path / "rows.npz"
     expected = f"{path}: holds Python objects (ragged rows?); expected a numeric 2-D array"
     assert load_error(path) == expected
-
-
-def test_check_training_rows() -> None:
-    check_training_rows(np.zeros((10, 3)), min_rows=10)
-    with pytest.raises(DataError) as caught:
-        check_training_rows(np.zeros((9, 3)), min_rows=10)
-    assert str(caught.value) == "data has 9 rows; training needs at least 10"
-
-
-def test_check_input_dim() -> None:
-    check_input_dim(np.zeros((5, 21)), "cardio", 21)
-    with pytest.raises(DataError) as caught:
-        check_input_dim(np.zeros((5, 12)), "cardio", 21)
-    assert str(caught.value) == "data has 12 features; model 'cardio' expects 21"

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from core.config import TrainConfig
-from core.data import DataError
 from core.errors import InvalidInput
 from core.repository import ModelRepository
+from core.rules import RuleViolation
 from models.pipeline import train_and_publish
 
 QUICK = TrainConfig(epochs=2)
@@ -43,9 +43,9 @@ def test_new_data_must_keep_the_model_input_dimension(
     cardio: np.ndarray, repository: ModelRepository
 ) -> None:
     train_and_publish(cardio[:300], "cardio", QUICK, repository, promote=True)
-    with pytest.raises(DataError) as caught:
+    with pytest.raises(RuleViolation) as caught:
         train_and_publish(cardio[:300, :12], "cardio", QUICK, repository, promote=True)
-    assert str(caught.value) == "data has 12 features; model 'cardio' expects 21"
+    assert str(caught.value) == "data has 12 features; model 'cardio' v1 expects 21"
     assert repository.versions("cardio") == [1]
 
 

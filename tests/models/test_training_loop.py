@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from core.config import ConfigError, TrainConfig
-from core.data import DataError
+from core.rules import RuleViolation
 from models.autoencoder import Autoencoder
 from models.training import (
     TrainingCancelled,
@@ -107,7 +107,7 @@ def bce_unfriendly_rows() -> np.ndarray:
 
 
 def test_bce_needs_inputs_in_the_unit_interval() -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(RuleViolation) as caught:
         fit(bce_unfriendly_rows(), TrainConfig(loss="bce", scaling="none", epochs=1))
     assert str(caught.value) == (
         "loss 'bce' needs inputs in [0, 1] after scaling; with scaling 'none' column 3 ranges "
@@ -116,7 +116,7 @@ def test_bce_needs_inputs_in_the_unit_interval() -> None:
 
 
 def test_bce_with_standard_scaling_is_refused() -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(RuleViolation) as caught:
         fit(bce_unfriendly_rows(), TrainConfig(loss="bce", scaling="standard", epochs=1))
     message = str(caught.value)
     assert message.startswith("loss 'bce' needs inputs in [0, 1] after scaling; with scaling ")
@@ -129,13 +129,13 @@ def test_bce_with_minmax_accepts_any_range() -> None:
 
 
 def test_too_few_rows(cardio: np.ndarray) -> None:
-    with pytest.raises(DataError) as caught:
+    with pytest.raises(RuleViolation) as caught:
         fit(cardio[:9], TrainConfig(epochs=1))
     assert str(caught.value) == "data has 9 rows; training needs at least 10"
 
 
 def test_validation_fraction_that_leaves_no_validation_rows(cardio: np.ndarray) -> None:
-    with pytest.raises(DataError) as caught:
+    with pytest.raises(RuleViolation) as caught:
         fit(cardio[:20], TrainConfig(epochs=1, validation_fraction=0.01))
     assert str(caught.value) == (
         "validation_fraction 0.01 of 20 rows leaves 0 validation and 20 training rows; "

@@ -106,7 +106,7 @@ def test_serves_over_http_with_two_workers(server: str):
         assert "aeserve_requests_total" in http.get("/metrics").text
         bad = http.post("/score", json={"vectors": [[1.0]]})
         assert bad.status_code == 422
-        assert bad.json() == {"detail": "vectors: row 0 has 1 values; model 'tiny' v1 expects 4"}
+        assert bad.json() == {"detail": "vectors: row 0 has 1 value; model 'tiny' v1 expects 4"}
 
 
 def test_hot_swap_under_load(server: str, repository: ModelRepository):

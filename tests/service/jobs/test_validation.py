@@ -57,12 +57,17 @@ def train_body(**changes: Any) -> dict[str, Any]:
         ),
         (
             train_body(data={"vectors": [*DATA[:5], DATA[5][:3], *DATA[6:]]}),
-            "data.vectors row 5 has 3 values; row 0 has 6",
+            "data.vectors: row 5 has 3 values; row 0 has 6",
         ),
         (train_body(data={"vectors": DATA[:5]}), "data has 5 rows; training needs at least 10"),
         (
+            train_body(data={"vectors": [*DATA[:3], [1.0, 1e39, 0.0, 0.0, 0.0, 0.0], *DATA[4:]]}),
+            "data.vectors: row 3, column 1 is 1e+39, beyond the float32 range; "
+            "values must be finite numbers",
+        ),
+        (
             train_body(data={"vectors": [[1.0, 2.0]] * 5 + [[1.0, 2.0, 3.0]] * 5}),
-            "data.vectors row 5 has 3 values; row 0 has 2",
+            "data.vectors: row 5 has 3 values; row 0 has 2",
         ),
         (
             train_body(data={"vectors": [[1.0]] * 12}),
@@ -93,7 +98,8 @@ def train_body(**changes: Any) -> dict[str, Any]:
         (
             train_body(config={"loss": "bce", "scaling": "none"}),
             "config: loss 'bce' needs inputs in [0, 1] after scaling; with scaling 'none' column 0 "
-            f"ranges {min(r[0] for r in DATA):.4g}..{max(r[0] for r in DATA):.4g}: "
+            f"ranges {min(r[0] for r in DATA):.4g}..{max(r[0] for r in DATA):.4g} "
+            "(6 columns in all): "
             "use scaling 'minmax' or loss 'mse'",
         ),
         (
@@ -191,6 +197,11 @@ def test_reading_jobs_needs_no_key(client: TestClient):
         ("data.csv", b"", "data.csv: is empty"),
         ("data.csv", b"a,b\n1,2\n3,x\n", "data.csv: line 3, column 2 is not a number: 'x'"),
         ("data.csv", b"1,2\n3,4,5\n", "data.csv: line 2 has 3 values; line 1 has 2"),
+        (
+            "data.csv",
+            b"a,b\n1,2\nnan,4\n",
+            "data.csv: line 3, column 1 is NaN; values must be finite numbers",
+        ),
         ("data.npy", b"not an npy file", "data.npy: is not a .npy file (no NumPy header)"),
         ("data.npz", b"PK\x03\x04 broken", "data.npz: is not a .npz file (not a zip archive)"),
         ("data.parquet", b"PAR1 broken", None),
