@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     """When set, management calls need `Authorization: Bearer <key>`."""
     inference_requires_key: bool = False
     """Whether inference routes need the API key too (only when `api_key` is set)."""
+    require_api_key: bool = False
+    """`aeserve serve` refuses to start without `api_key` (docker-compose.yml sets this, so that
+    its other commands run without the key in the shell)."""
     reload_interval_s: float = Field(default=2.0, gt=0)
     """How often each process looks for a newly promoted version."""
     job_backend: Literal["local", "celery"] = "local"
