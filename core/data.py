@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import rules
+from core import parquet, rules
 
 BUILTIN_DIGITS = ("builtin:digits", "sklearn:digits")
 SUFFIXES = (".csv", ".npy", ".npz", ".parquet")
@@ -111,6 +111,8 @@ def _unreadable(path: Path, exc: Exception) -> DataError:
 
 
 def _load_parquet(path: Path) -> np.ndarray:
+    if not parquet.available():
+        raise DataError(f"{path}: {parquet.MISSING}")
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -17,8 +17,9 @@ from typing import BinaryIO
 import numpy as np
 from pydantic import BaseModel
 
+from core import parquet
 from core.data import SUFFIXES, DataError, load_array
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound, UnsupportedMediaType
 from core.repository import sha256_of
 from core.rules import RuleViolation
 
@@ -66,6 +67,8 @@ class DatasetStore:
             raise InvalidInput(
                 f"file {filename!r} has an unknown type; use one of {', '.join(SUFFIXES)}"
             )
+        if suffix == ".parquet" and not parquet.available():
+            raise UnsupportedMediaType(f"file {filename!r}: {parquet.MISSING}")
         incoming = self.root / _INCOMING
         incoming.mkdir(parents=True, exist_ok=True)
         path = incoming / f"{uuid.uuid4().hex}{suffix}"
