@@ -119,3 +119,11 @@ class PromoteResponse(BaseModel):
 
 class Health(BaseModel):
     status: str = Field(examples=["ok"])
+
+
+class Readiness(BaseModel):
+    status: str = Field(examples=["ready"])
+    detail: str = Field(
+        description="Why: which models are loaded, or that the repository has none yet.",
+        examples=["1 model(s) loaded: digits"],
+    )

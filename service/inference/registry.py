@@ -51,6 +51,8 @@ class ModelRegistry:
         self.cache_size = cache_size
         self._active: dict[str, ModelRuntime] = {}  # replaced whole, never mutated
         self._names: tuple[str, ...] = ()  # every model in the repository at the last refresh
+        # Models with an active version that serve none, as of the last refresh; None before it.
+        self._unloaded: tuple[str, ...] | None = None
         self._cache: OrderedDict[tuple[str, int], ModelRuntime] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._load_lock = threading.Lock()  # one load at a time: no version is loaded twice
@@ -63,9 +65,31 @@ class ModelRegistry:
 
     @property
     def ready(self) -> bool:
-        """The default model (or, with none set, at least one model) is loaded."""
+        """See `readiness`."""
+        return self.readiness()[0]
+
+    def readiness(self) -> tuple[bool, str]:
+        """Whether this process can do its job, and why (not), in words.
+
+        A configured default model must be loaded. With none configured, every model that had an
+        active version at the last refresh must be serving; an empty repository is ready (there
+        is nothing to wait for, and a model published later is loaded by the next refresh).
+        """
         active = self._active
-        return self.default_model in active if self.default_model else bool(active)
+        if self.default_model:
+            if self.default_model in active:
+                return True, f"the default model {self.default_model!r} is loaded"
+            return False, f"the default model {self.default_model!r} is not loaded yet"
+        unloaded = self._unloaded
+        if unloaded is None:
+            return False, "the model repository has not been read yet"
+        if unloaded:
+            return False, f"model(s) not loaded yet: {', '.join(unloaded)}"
+        if not active:
+            if not self._names:
+                return True, "the model repository has no models yet"
+            return True, "no model in the repository has an active version yet"
+        return True, f"{len(active)} model(s) loaded: {', '.join(sorted(active))}"
 
     def loaded(self) -> list[ModelRuntime]:
         """The active runtime of every loaded model, by name."""
@@ -211,13 +235,17 @@ class ModelRegistry:
             current = self._active
             names = tuple(self.repository.names())
             updated: dict[str, ModelRuntime] = {}
+            unloaded: list[str] = []
             for name in names:
                 runtime = self._follow(name, current.get(name))
                 if runtime is not None:
                     updated[name] = runtime
+                elif self._has_active_version(name):
+                    unloaded.append(name)
             for name in current.keys() - updated.keys():
                 logger.info("model %r is gone from the repository; unloaded", name)
             self._names = names
+            self._unloaded = tuple(unloaded)
             self._active = updated  # the swap: one atomic rebinding
             self._purge_cache(names)
 
@@ -250,6 +278,15 @@ class ModelRegistry:
             self._remember(serving)  # still answers requests that name its version
             logger.info("model %r: v%d replaces v%d", name, version, serving.version)
         return runtime
+
+    def _has_active_version(self, name: str) -> bool:
+        """Whether `name` has an active version to serve (an unreadable pointer counts)."""
+        try:
+            return self.repository.active_version(name) is not None
+        except NotFound:
+            return False
+        except (OSError, ValueError):
+            return True
 
     def _purge_cache(self, names: tuple[str, ...]) -> None:
         with self._cache_lock:

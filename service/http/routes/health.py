@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from core.errors import NotReady
-from service.http.schemas import ErrorResponse, Health
+from service.http.schemas import ErrorResponse, Health, Readiness
 from service.observability.metrics import Metrics
 
 router = APIRouter(tags=["operations"])
@@ -19,13 +19,18 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"model": ErrorResponse}})
-def readyz(request: Request) -> Health:
-    """Ready once the default model (or, with none configured, some model) is loaded."""
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": ErrorResponse}})
+def readyz(request: Request) -> Readiness:
+    """Ready when this process can do its job: a configured default model is loaded; with none
+    configured, every model with an active version is (an empty repository is ready, and says
+    so). The detail says why, either way."""
     registry = getattr(request.app.state, "registry", None)
-    if registry is None or not registry.ready:
-        raise NotReady("no model is loaded yet")
-    return Health(status="ready")
+    if registry is None:
+        raise NotReady("the model repository has not been read yet")
+    ready, reason = registry.readiness()
+    if not ready:
+        raise NotReady(reason)
+    return Readiness(status="ready", detail=reason)
 
 
 @router.get("/metrics", response_class=Response)

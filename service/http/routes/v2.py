@@ -65,10 +65,13 @@ def server_live() -> ServerLive:
 
 @router.get("/health/ready", response_model=ServerReady, responses=_ERRORS)
 def server_ready(request: Request) -> ServerReady:
-    """Ready once the default model (or, with none configured, some model) is loaded."""
+    """Ready as /readyz is: a configured default model is loaded, else every active version."""
     registry = getattr(request.app.state, "registry", None)
-    if registry is None or not registry.ready:
-        raise NotReady("the default model is not loaded yet")
+    if registry is None:
+        raise NotReady("the model repository has not been read yet")
+    ready, reason = registry.readiness()
+    if not ready:
+        raise NotReady(reason)
     return ServerReady(ready=True)
 
 

@@ -78,11 +78,27 @@ def test_the_default_model_setting_wins(
     )
 
 
-def test_an_empty_repository_is_not_ready(make_registry: Any) -> None:
+def test_an_empty_repository_is_ready_but_serves_nothing(make_registry: Any) -> None:
     registry = make_registry()
-    assert not registry.ready and registry.loaded() == []
+    assert registry.readiness() == (True, "the model repository has no models yet")
+    assert registry.loaded() == []
     with pytest.raises(NotReady, match=r"^no model is loaded yet$"):
         registry.get()
+
+
+def test_not_ready_before_the_repository_is_read(repository: ModelRepository) -> None:
+    registry = ModelRegistry(repository, RuntimeOptions(), None)
+    assert registry.readiness() == (False, "the model repository has not been read yet")
+
+
+def test_ready_once_every_active_version_is_loaded(
+    repository: ModelRepository, tiny_model: dict[str, Any], make_registry: Any
+) -> None:
+    publish_tiny_model(repository, "other", seed=1)
+    registry = make_registry()
+    assert registry.readiness() == (True, "2 model(s) loaded: other, tiny")
+    corrupt(repository, "other", 1)
+    assert make_registry().readiness() == (False, "model(s) not loaded yet: other")
 
 
 def test_a_missing_default_model_is_not_ready(
@@ -204,7 +220,10 @@ def test_a_version_with_a_bad_graph_is_refused(
 ) -> None:
     publish_tiny_model(repository, "tiny", seed=5, input_dim=5, promote=False)
     manifest_path = repository.version_dir("tiny", 2) / "manifest.json"
-    manifest_path.write_text(manifest_path.read_text().replace('"input_dim": 5', '"input_dim": 4'))
+    # The graphs' codes are 2 wide; the manifest now says 3 (its first "latent_dim").
+    manifest_path.write_text(
+        manifest_path.read_text().replace('"latent_dim": 2', '"latent_dim": 3', 1)
+    )
     repository.promote("tiny", 2)
     registry.refresh()
     assert registry.get().version == 1
@@ -216,7 +235,8 @@ def test_a_model_whose_only_version_is_corrupt_is_not_served(
 ) -> None:
     corrupt(repository, "tiny", 1)
     registry = make_registry()
-    assert not registry.ready and registry.loaded() == []
+    assert registry.readiness() == (False, "model(s) not loaded yet: tiny")
+    assert registry.loaded() == []
     with pytest.raises(CorruptVersion, match="does not match its sha256 checksum"):
         registry.get()
 

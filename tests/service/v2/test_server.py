@@ -44,7 +44,7 @@ def test_not_ready_until_the_default_model_is_loaded(empty_repository: ModelRepo
         assert client.get("/v2/health/live").json() == {"live": True}
         response = client.get("/v2/health/ready")
         assert response.status_code == 503
-        assert response.json() == {"error": "the default model is not loaded yet"}
+        assert response.json() == {"error": "the default model 'tiny' is not loaded yet"}
 
         publish_tiny_model(empty_repository, "tiny", seed=0, promote=True)
         deadline = time.monotonic() + 10

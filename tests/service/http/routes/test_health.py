@@ -17,23 +17,63 @@ ROW = [0.1, 0.2, 0.3, 0.4]
 
 def test_health_and_ready(client: TestClient):
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ready"}
+    assert client.get("/readyz").json() == {
+        "status": "ready",
+        "detail": "the default model 'tiny' is loaded",
+    }
 
 
-def test_not_ready_until_a_model_appears(tmp_path: Path):
+def test_an_empty_repository_is_ready_and_serves_a_model_published_later(tmp_path: Path):
+    """Without a default model, readiness means every active version is loaded: an empty
+    repository (a first `docker compose up`) is ready, and says so."""
     repository = ModelRepository(tmp_path / "empty")
     settings = Settings(model_repository=repository.root, reload_interval_s=0.1)
     with TestClient(create_app(settings)) as client:
-        response = client.get("/readyz")
-        assert response.status_code == 503
-        assert response.json() == {"detail": "no model is loaded yet"}
+        assert client.get("/readyz").json() == {
+            "status": "ready",
+            "detail": "the model repository has no models yet",
+        }
         scored = client.post("/score", json={"vectors": [ROW]})
         assert scored.status_code == 503
         assert scored.json() == {"detail": "no model is loaded yet"}
         publish_tiny_model(repository, "late")
         client.app.state.registry.refresh()
-        assert client.get("/readyz").status_code == 200
+        assert client.get("/readyz").json()["detail"] == "1 model(s) loaded: late"
         assert client.post("/score", json={"vectors": [ROW]}).json()["model"]["name"] == "late"
+
+
+def test_ready_does_not_need_a_model_named_digits(tmp_path: Path):
+    """A repository of other models is ready without any default model configured."""
+    repository = ModelRepository(tmp_path / "team")
+    publish_tiny_model(repository, "pumps")
+    publish_tiny_model(repository, "valves", seed=1)
+    settings = Settings(model_repository=repository.root)
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/readyz")
+        assert response.status_code == 200
+        assert response.json()["detail"] == "2 model(s) loaded: pumps, valves"
+
+
+def test_not_ready_while_an_active_version_is_not_loaded(tmp_path: Path):
+    repository = ModelRepository(tmp_path / "broken")
+    publish_tiny_model(repository, "good")
+    publish_tiny_model(repository, "bad", seed=1)
+    onnx = repository.version_dir("bad", 1) / "decoder.onnx"
+    onnx.write_bytes(onnx.read_bytes() + b"\0")
+    with TestClient(create_app(Settings(model_repository=repository.root))) as client:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json() == {"detail": "model(s) not loaded yet: bad"}
+
+
+def test_a_configured_default_model_must_be_loaded(tmp_path: Path):
+    repository = ModelRepository(tmp_path / "other")
+    publish_tiny_model(repository, "other")
+    settings = Settings(model_repository=repository.root, default_model="digits")
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json() == {"detail": "the default model 'digits' is not loaded yet"}
 
 
 def test_metrics_count_requests_rows_and_scores(client: TestClient):
