@@ -79,6 +79,8 @@ def torch_cuda(folder: Path, x: np.ndarray) -> Callable[[], object]:
     loss around it, as autoencoder.onnx computes its scores."""
     import torch
 
+    # Plain JSON, not core.manifest.read_manifest: the device image has PyTorch and onnxruntime
+    # but not aeserve's dependencies (pydantic); these keys are core/manifest.py's.
     manifest = json.loads((folder / "manifest.json").read_text())
     scaling = manifest["scaling"]
     offset = torch.tensor(scaling["offset"], dtype=torch.float32, device="cuda")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.manifest import read_manifest
+
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / ".work"
 VENVS = ROOT / "bench" / ".venvs"
@@ -82,10 +84,10 @@ def train(name: str, data: np.ndarray, flags: list[str], repository: Path) -> Be
         aeserve = str(Path(sys.executable).parent / "aeserve")
         subprocess.run([aeserve, *command[1:]], check=True, env=env, capture_output=True)
     version = active.read_text().strip()
-    manifest = json.loads((repository / name / version / "manifest.json").read_text())
+    manifest = read_manifest(repository / name / version)
     return BenchModel(
         name=name,
-        dim=int(manifest["input_dim"]),
+        dim=manifest.input_dim,
         onnx=repository / name / version / "autoencoder.onnx",
         data=data,
         train_command=" ".join(command),

@@ -11,7 +11,6 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -19,12 +18,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from core.errors import Conflict, CorruptVersion, InvalidInput, ModelNotFound, VersionNotFound
+from core.manifest import MANIFEST, Manifest, dump_manifest, read_exported_manifest, read_manifest
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
-MANIFEST = "manifest.json"
 ACTIVE = "active"
 _HIGH_WATER = ".last_version"
 _LOCK = ".lock"
@@ -112,14 +110,14 @@ class ModelRepository:
             raise VersionNotFound(f"model {name!r} has no version {version}")
         return path
 
-    def manifest(self, name: str, version: int) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads((self.version_dir(name, version) / MANIFEST).read_text())
-        return data
+    def manifest(self, name: str, version: int) -> Manifest:
+        """The version's manifest; `CorruptVersion` when it breaks the contract."""
+        return read_manifest(self.version_dir(name, version))
 
     def verify(self, name: str, version: int) -> Path:
         """Check every file against the manifest's sha256; return the version's folder."""
         folder = self.version_dir(name, version)
-        files: dict[str, str] = self.manifest(name, version).get("files", {})
+        files = self.manifest(name, version).files
         if not files:
             raise CorruptVersion(f"model {name!r} v{version}: manifest lists no files")
         for file_name, expected in files.items():
@@ -170,10 +168,11 @@ class ModelRepository:
         """Move a fully written staging folder into place as the next version of `name`.
 
         The repository fills the manifest's `name`, `version` and `files` (sha256 of every other
-        file). The first version of a model always becomes active.
+        file). The first version of a model always becomes active. A staging manifest that breaks
+        the contract (core/manifest.py) raises `CorruptVersion` and publishes nothing.
         """
         manifest_path = staging_dir / MANIFEST
-        manifest = json.loads(manifest_path.read_text())
+        exported = read_exported_manifest(staging_dir)
         files = {
             p.name: sha256_of(p)
             for p in sorted(staging_dir.iterdir())
@@ -186,8 +185,8 @@ class ModelRepository:
             last = int(high_water.read_text()) if high_water.is_file() else 0
             version = max([last, *self.versions(name)]) + 1
             while True:
-                manifest.update(name=name, version=version, files=files)
-                _write_atomically(manifest_path, json.dumps(manifest, indent=2).encode())
+                manifest = exported.published(name, version, files)
+                _write_atomically(manifest_path, dump_manifest(manifest))
                 try:
                     os.rename(staging_dir, model_dir / str(version))
                     break

@@ -15,16 +15,10 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from core.manifest import ExportedManifest, ParityCheck, default_graphs, write_manifest
 from models.autoencoder import Autoencoder
 from models.graphs import DecoderGraph, EncoderGraph, ScoringGraph
-from models.manifest import (
-    GRAPHS,
-    OPSET,
-    TORCHSCRIPT,
-    build_manifest,
-    write_calibration,
-    write_manifest,
-)
+from models.manifest import OPSET, TORCHSCRIPT, build_manifest, write_calibration
 from models.training import TrainResult
 
 RTOL = 1e-4
@@ -35,7 +29,10 @@ class ParityError(RuntimeError):
     """An exported graph disagrees with the PyTorch model it came from."""
 
 
-def export_model(result: TrainResult, directory: Path) -> dict[str, Any]:
+GRAPHS = default_graphs()
+
+
+def export_model(result: TrainResult, directory: Path) -> ExportedManifest:
     """Write every file of a version into `directory`; return the manifest written there."""
     model, scaling = result.model.cpu().eval(), result.scaling
     graphs: dict[str, nn.Module] = {
@@ -46,23 +43,18 @@ def export_model(result: TrainResult, directory: Path) -> dict[str, Any]:
     inputs = graph_inputs(result)
     for key, module in graphs.items():
         graph = GRAPHS[key]
-        export_onnx(
-            module, inputs[key], directory / graph["file"], graph["inputs"], graph["outputs"]
-        )
+        export_onnx(module, inputs[key], directory / graph.file, graph.inputs, graph.outputs)
     save_torchscript(model, directory / TORCHSCRIPT)
 
     max_abs_diff = max(
         check_parity(graphs, inputs, directory),
         check_torchscript(model, scaling.apply(result.validation_rows), directory / TORCHSCRIPT),
     )
-    scores = run_onnx(directory / GRAPHS["autoencoder"]["file"], inputs["autoencoder"])["scores"]
+    scores = run_onnx(directory / GRAPHS["autoencoder"].file, inputs["autoencoder"])["scores"]
     calibration = write_calibration(scores, directory)
-    parity = {
-        "max_abs_diff": max_abs_diff,
-        "rows": len(result.validation_rows),
-        "rtol": RTOL,
-        "atol": ATOL,
-    }
+    parity = ParityCheck(
+        max_abs_diff=max_abs_diff, rows=len(result.validation_rows), rtol=RTOL, atol=ATOL
+    )
     manifest = build_manifest(result, calibration, parity)
     write_manifest(manifest, directory)
     return manifest
@@ -121,8 +113,8 @@ def check_parity(
         with torch.no_grad():
             expected = module(torch.from_numpy(inputs[key]))
         expected_arrays = expected if isinstance(expected, tuple) else (expected,)
-        actual = run_onnx(directory / GRAPHS[key]["file"], inputs[key])
-        for name, want in zip(GRAPHS[key]["outputs"], expected_arrays, strict=True):
+        actual = run_onnx(directory / GRAPHS[key].file, inputs[key])
+        for name, want in zip(GRAPHS[key].outputs, expected_arrays, strict=True):
             max_abs_diff = max(max_abs_diff, _compare(f"{key}.onnx {name}", actual[name], want))
     return max_abs_diff
 

@@ -1,14 +1,12 @@
-"""The calibration file and manifest.json of a version (docs/artifacts.md).
+"""The calibration file and the manifest of a version, built as core.manifest's typed model.
 
 The repository adds `name`, `version` and `files` when it publishes; everything else is here.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -16,22 +14,21 @@ import onnxruntime
 import torch
 
 import core
+from core.manifest import (
+    CALIBRATION,
+    FORMAT,
+    CalibrationSummary,
+    EpochLoss,
+    ExportedManifest,
+    ParityCheck,
+    ToolVersions,
+    TrainingSummary,
+    default_graphs,
+)
 from models.training import TrainResult
 
-FORMAT = 1
 OPSET = 17
-MANIFEST = "manifest.json"
-CALIBRATION = "calibration.npy"
 TORCHSCRIPT = "autoencoder.pt"
-GRAPHS: dict[str, dict[str, Any]] = {
-    "autoencoder": {
-        "file": "autoencoder.onnx",
-        "inputs": ["x"],
-        "outputs": ["codes", "reconstructions", "scores", "feature_errors"],
-    },
-    "encoder": {"file": "encoder.onnx", "inputs": ["x"], "outputs": ["codes"]},
-    "decoder": {"file": "decoder.onnx", "inputs": ["codes"], "outputs": ["reconstructions"]},
-}
 
 
 def write_calibration(scores: np.ndarray, directory: Path) -> np.ndarray:
@@ -41,62 +38,58 @@ def write_calibration(scores: np.ndarray, directory: Path) -> np.ndarray:
     return calibration
 
 
-def calibration_summary(calibration: np.ndarray) -> dict[str, Any]:
+def calibration_summary(calibration: np.ndarray) -> CalibrationSummary:
     values = calibration.astype(np.float64)
-    return {
-        "file": CALIBRATION,
-        "n": int(values.size),
-        "min": float(values.min()),
-        "mean": float(values.mean()),
-        "median": float(np.median(values)),
-        "p90": float(np.quantile(values, 0.9)),
-        "p99": float(np.quantile(values, 0.99)),
-        "max": float(values.max()),
-    }
+    return CalibrationSummary(
+        file=CALIBRATION,
+        n=int(values.size),
+        min=float(values.min()),
+        mean=float(values.mean()),
+        median=float(np.median(values)),
+        p90=float(np.quantile(values, 0.9)),
+        p99=float(np.quantile(values, 0.99)),
+        max=float(values.max()),
+    )
 
 
 def build_manifest(
-    result: TrainResult, calibration: np.ndarray, parity: dict[str, Any]
-) -> dict[str, Any]:
+    result: TrainResult, calibration: np.ndarray, parity: ParityCheck
+) -> ExportedManifest:
     config = result.config
     best = result.best
-    return {
-        "format": FORMAT,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "input_dim": result.model.input_dim,
-        "latent_dim": result.model.latent_dim,
-        "loss": config.loss,
-        "config": config.model_dump(mode="json"),
-        "scaling": result.scaling.to_manifest(),
+    return ExportedManifest(
+        format=FORMAT,
+        created_at=datetime.now(UTC).replace(microsecond=0),
+        input_dim=result.model.input_dim,
+        latent_dim=result.model.latent_dim,
+        loss=config.loss,
+        config=config.model_dump(mode="json"),
+        scaling=result.scaling.to_manifest(),
         # Linear interpolation, numpy's default: the same value a reader gets from the file.
-        "threshold": float(np.quantile(calibration, config.threshold_quantile)),
-        "threshold_quantile": config.threshold_quantile,
-        "calibration": calibration_summary(calibration),
-        "training": {
-            "epochs_run": result.epochs_run,
-            "best_epoch": result.best_epoch,
-            "train_loss": best.train_loss,
-            "val_loss": best.val_loss,
-            "history": [
-                {"epoch": e.epoch, "train_loss": e.train_loss, "val_loss": e.val_loss}
+        threshold=float(np.quantile(calibration, config.threshold_quantile)),
+        threshold_quantile=config.threshold_quantile,
+        calibration=calibration_summary(calibration),
+        training=TrainingSummary(
+            epochs_run=result.epochs_run,
+            best_epoch=result.best_epoch,
+            train_loss=best.train_loss,
+            val_loss=best.val_loss,
+            history=[
+                EpochLoss(epoch=e.epoch, train_loss=e.train_loss, val_loss=e.val_loss)
                 for e in result.history
             ],
-            "rows_train": result.rows_train,
-            "rows_validation": len(result.validation_rows),
-            "seconds": round(result.seconds, 3),
-            "device": result.device,
-        },
-        "parity": parity,
-        "graphs": GRAPHS,
-        "versions": {
-            "aeserve": core.__version__,
-            "torch": torch.__version__,
-            "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "opset": OPSET,
-        },
-    }
-
-
-def write_manifest(manifest: dict[str, Any], directory: Path) -> None:
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+            rows_train=result.rows_train,
+            rows_validation=len(result.validation_rows),
+            seconds=round(result.seconds, 3),
+            device=result.device,
+        ),
+        parity=parity,
+        graphs=default_graphs(),
+        versions=ToolVersions(
+            aeserve=core.__version__,
+            torch=torch.__version__,
+            onnx=onnx.__version__,
+            onnxruntime=onnxruntime.__version__,
+            opset=OPSET,
+        ),
+    )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from core import rules
 from core.config import TrainConfig
+from core.manifest import Manifest
 from core.repository import ModelRepository, check_name
 from models.export import export_model
 from models.training import Progress, ShouldStop, fit
@@ -18,7 +18,7 @@ from models.training import Progress, ShouldStop, fit
 class PublishedModel:
     name: str
     version: int
-    manifest: dict[str, Any]
+    manifest: Manifest
 
 
 def train_and_publish(
@@ -36,7 +36,7 @@ def train_and_publish(
     if name in repository.names():
         active = repository.active_version(name)
         if active is not None:
-            input_dim = int(repository.manifest(name, active)["input_dim"])
+            input_dim = repository.manifest(name, active).input_dim
             rules.check_input_dim(data.shape[1], input_dim, rules.model_label(name, active))
     result = fit(data, config, progress=progress, should_stop=should_stop)
     with repository.staging() as staging:

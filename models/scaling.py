@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+
+from core.manifest import ScalingSpec
 
 
 @dataclass(frozen=True)
@@ -33,13 +34,15 @@ class Scaling:
         raw: np.ndarray = (S * self.scale + self.offset).astype(np.float32)
         return raw
 
-    def to_manifest(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "offset": self.offset.tolist(),
-            "scale": self.scale.tolist(),
-            "clip": self.clip,
-        }
+    def to_manifest(self) -> ScalingSpec:
+        return ScalingSpec.model_validate(
+            {
+                "method": self.method,
+                "offset": self.offset.tolist(),
+                "scale": self.scale.tolist(),
+                "clip": self.clip,
+            }
+        )
 
 
 def fit_scaling(X: np.ndarray, method: str, loss: str) -> Scaling:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from core.manifest import Manifest
 from core.repository import ModelRepository
 from tests.tiny_model import publish_tiny_model
 
@@ -17,7 +17,7 @@ def repository(tmp_path: Path) -> ModelRepository:
 
 
 @pytest.fixture
-def tiny_model(repository: ModelRepository) -> dict[str, Any]:
+def tiny_model(repository: ModelRepository) -> Manifest:
     """Model `tiny` v1 (d=4, k=2, MSE), active; the value is its published manifest."""
     version = publish_tiny_model(repository, "tiny")
     return repository.manifest("tiny", version)

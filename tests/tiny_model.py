@@ -16,8 +16,8 @@ from the logits). The TorchScript file `autoencoder.pt` is the one file of the f
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +25,23 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from core.manifest import (
+    FORMAT,
+    CalibrationSummary,
+    EpochLoss,
+    ExportedManifest,
+    ParityCheck,
+    ScalingSpec,
+    ToolVersions,
+    TrainingSummary,
+    default_graphs,
+    write_manifest,
+)
 from core.repository import ModelRepository
 
 OPSET = 17
 CALIBRATION_ROWS = 49
 THRESHOLD_QUANTILE = 0.9
-GRAPHS = {
-    "autoencoder": (["x"], ["codes", "reconstructions", "scores", "feature_errors"]),
-    "encoder": (["x"], ["codes"]),
-    "decoder": (["codes"], ["reconstructions"]),
-}
 
 Layer = tuple[np.ndarray, np.ndarray]  # (weights in × out, bias out), float32
 
@@ -90,15 +97,14 @@ def tiny_weights(
     return TinyWeights(loss, offset, scale, loss == "bce", encoder, decoder)
 
 
-def weights_of(manifest: dict[str, Any]) -> TinyWeights:
+def weights_of(manifest: ExportedManifest) -> TinyWeights:
     """Rebuild the weights of a tiny model from its manifest."""
-    config = manifest["config"]
-    hidden = config["hidden_dims"]
+    hidden = manifest.config["hidden_dims"]
     return tiny_weights(
-        loss=manifest["loss"],
-        seed=config["seed"],
-        input_dim=manifest["input_dim"],
-        latent_dim=manifest["latent_dim"],
+        loss=manifest.loss,
+        seed=manifest.config["seed"],
+        input_dim=manifest.input_dim,
+        latent_dim=manifest.latent_dim,
         hidden_dim=hidden[0] if hidden else None,
     )
 
@@ -138,34 +144,37 @@ def reference_outputs_of(weights: TinyWeights, x: np.ndarray) -> dict[str, np.nd
     }
 
 
-def reference_outputs(manifest: dict[str, Any], x: np.ndarray) -> dict[str, np.ndarray]:
+def reference_outputs(manifest: ExportedManifest, x: np.ndarray) -> dict[str, np.ndarray]:
     """Every autoencoder output for raw rows `x`, computed in float64 numpy."""
     return reference_outputs_of(weights_of(manifest), x)
 
 
-def reference_decode(manifest: dict[str, Any], codes: np.ndarray) -> np.ndarray:
+def reference_decode(manifest: ExportedManifest, codes: np.ndarray) -> np.ndarray:
     """g(z) in raw units, computed in float64 numpy."""
     weights = weights_of(manifest)
     return _unscale(weights, _forward(weights.decoder, np.asarray(codes, dtype=np.float64)))
 
 
-def sample_vectors(manifest: dict[str, Any], n: int, seed: int = 1) -> np.ndarray:
+def sample_vectors(manifest: ExportedManifest, n: int, seed: int = 1) -> np.ndarray:
     """`n` float32 rows in raw units that look like the model's training data."""
+    return _sample(manifest.scaling, n, seed)
+
+
+def _sample(scaling: ScalingSpec, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    scaling = manifest["scaling"]
-    d = manifest["input_dim"]
-    s = rng.uniform(0.0, 1.0, (n, d)) if scaling["clip"] else rng.normal(0.0, 1.0, (n, d))
-    return (s * np.asarray(scaling["scale"]) + np.asarray(scaling["offset"])).astype(np.float32)
+    d = len(scaling.offset)
+    s = rng.uniform(0.0, 1.0, (n, d)) if scaling.clip else rng.normal(0.0, 1.0, (n, d))
+    return (s * np.asarray(scaling.scale) + np.asarray(scaling.offset)).astype(np.float32)
 
 
-def anomalous_vector(manifest: dict[str, Any]) -> np.ndarray:
+def anomalous_vector(manifest: ExportedManifest) -> np.ndarray:
     """One float32 row (d,) that scores above every calibration score, so it is an anomaly."""
-    scaling = manifest["scaling"]
-    extremes = (0.0, 1.0) if scaling["clip"] else (-50.0, 50.0)
-    corners = np.array(list(itertools.product(extremes, repeat=manifest["input_dim"])))
-    rows = corners * np.asarray(scaling["scale"]) + np.asarray(scaling["offset"])
+    scaling = manifest.scaling
+    extremes = (0.0, 1.0) if scaling.clip else (-50.0, 50.0)
+    corners = np.array(list(itertools.product(extremes, repeat=manifest.input_dim)))
+    rows = corners * np.asarray(scaling.scale) + np.asarray(scaling.offset)
     scores = reference_outputs(manifest, rows)["scores"]
-    if scores.max() <= manifest["calibration"]["max"] * 1.01:
+    if scores.max() <= manifest.calibration.max * 1.01:
         raise ValueError("no corner of the input space scores above the calibration scores")
     return rows[scores.argmax()].astype(np.float32)
 
@@ -201,7 +210,8 @@ def build_graphs(weights: TinyWeights) -> dict[str, onnx.ModelProto]:
     d, k = weights.input_dim, weights.latent_dim
     widths = {"x": d, "codes": k, "reconstructions": d, "feature_errors": d}
     graphs = {}
-    for graph, (inputs, outputs) in GRAPHS.items():
+    for graph, spec in default_graphs().items():
+        inputs, outputs = spec.inputs, spec.outputs
         g = _GraphBuilder()
         if inputs == ["x"]:
             s = g.op("Div", g.op("Sub", "x", g.const(weights.offset)), g.const(weights.scale))
@@ -263,82 +273,81 @@ def write_tiny_version(
     input_dim: int = 4,
     latent_dim: int = 2,
     hidden_dim: int | None = None,
-) -> dict[str, Any]:
+) -> ExportedManifest:
     """Write every file of a version (before publishing) into `folder`; return the manifest."""
     weights = tiny_weights(
         loss=loss, seed=seed, input_dim=input_dim, latent_dim=latent_dim, hidden_dim=hidden_dim
     )
+    graphs = default_graphs()
     for graph, model in build_graphs(weights).items():
-        onnx.save(model, folder / f"{graph}.onnx")
-    scaling = {
-        "method": "minmax" if weights.clip else "standard",
-        "offset": weights.offset.tolist(),
-        "scale": weights.scale.tolist(),
-        "clip": weights.clip,
-    }
-    calibration_rows = sample_vectors(
-        {"scaling": scaling, "input_dim": input_dim}, CALIBRATION_ROWS, seed=seed + 1000
+        onnx.save(model, folder / graphs[graph].file)
+    scaling = ScalingSpec(
+        method="minmax" if weights.clip else "standard",
+        offset=weights.offset.tolist(),
+        scale=weights.scale.tolist(),
+        clip=weights.clip,
     )
+    calibration_rows = _sample(scaling, CALIBRATION_ROWS, seed=seed + 1000)
     calibration = np.sort(reference_outputs_of(weights, calibration_rows)["scores"]).astype(
         np.float32
     )
     np.save(folder / "calibration.npy", calibration)
     threshold = float(np.quantile(calibration, THRESHOLD_QUANTILE))
-    manifest: dict[str, Any] = {
-        "format": 1,
-        "created_at": "2026-01-01T00:00:00+00:00",
-        "input_dim": input_dim,
-        "latent_dim": latent_dim,
-        "loss": loss,
-        "config": {
-            "hidden_dims": [hidden_dim] if hidden_dim else [],
+    manifest = ExportedManifest.model_validate(
+        {
+            "format": FORMAT,
+            "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+            "input_dim": input_dim,
             "latent_dim": latent_dim,
-            "activation": "tanh",
-            "output_activation": "linear" if loss == "mse" else "sigmoid",
             "loss": loss,
-            "optimizer": "adam",
-            "learning_rate": 0.001,
-            "weight_decay": 0.0,
-            "epochs": 1,
-            "batch_size": 32,
-            "validation_fraction": 0.2,
-            "early_stopping_patience": 5,
-            "scaling": scaling["method"],
+            "config": {
+                "hidden_dims": [hidden_dim] if hidden_dim else [],
+                "latent_dim": latent_dim,
+                "activation": "tanh",
+                "output_activation": "linear" if loss == "mse" else "sigmoid",
+                "loss": loss,
+                "optimizer": "adam",
+                "learning_rate": 0.001,
+                "weight_decay": 0.0,
+                "epochs": 1,
+                "batch_size": 32,
+                "validation_fraction": 0.2,
+                "early_stopping_patience": 5,
+                "scaling": scaling.method,
+                "threshold_quantile": THRESHOLD_QUANTILE,
+                "seed": seed,
+                "device": "cpu",
+            },
+            "scaling": scaling,
+            "threshold": threshold,
             "threshold_quantile": THRESHOLD_QUANTILE,
-            "seed": seed,
-            "device": "cpu",
-        },
-        "scaling": scaling,
-        "threshold": threshold,
-        "threshold_quantile": THRESHOLD_QUANTILE,
-        "calibration": {
-            "file": "calibration.npy",
-            "n": int(calibration.size),
-            "min": float(calibration.min()),
-            "mean": float(calibration.mean()),
-            "median": float(np.median(calibration)),
-            "p90": float(np.quantile(calibration, 0.9)),
-            "p99": float(np.quantile(calibration, 0.99)),
-            "max": float(calibration.max()),
-        },
-        "training": {
-            "epochs_run": 1,
-            "best_epoch": 1,
-            "train_loss": threshold,
-            "val_loss": threshold,
-            "history": [{"epoch": 1, "train_loss": threshold, "val_loss": threshold}],
-            "rows_train": 4 * CALIBRATION_ROWS,
-            "rows_validation": CALIBRATION_ROWS,
-            "seconds": 0.01,
-        },
-        "parity": {"max_abs_diff": 0.0, "rows": CALIBRATION_ROWS, "rtol": 1e-4, "atol": 1e-5},
-        "graphs": {
-            graph: {"file": f"{graph}.onnx", "inputs": list(inputs), "outputs": list(outputs)}
-            for graph, (inputs, outputs) in GRAPHS.items()
-        },
-        "versions": {"aeserve": "0.1.0", "onnx": onnx.__version__, "opset": OPSET},
-    }
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+            "calibration": CalibrationSummary(
+                file="calibration.npy",
+                n=int(calibration.size),
+                min=float(calibration.min()),
+                mean=float(calibration.mean()),
+                median=float(np.median(calibration)),
+                p90=float(np.quantile(calibration, 0.9)),
+                p99=float(np.quantile(calibration, 0.99)),
+                max=float(calibration.max()),
+            ),
+            "training": TrainingSummary(
+                epochs_run=1,
+                best_epoch=1,
+                train_loss=threshold,
+                val_loss=threshold,
+                history=[EpochLoss(epoch=1, train_loss=threshold, val_loss=threshold)],
+                rows_train=4 * CALIBRATION_ROWS,
+                rows_validation=CALIBRATION_ROWS,
+                seconds=0.01,
+                device="cpu",
+            ),
+            "parity": ParityCheck(max_abs_diff=0.0, rows=CALIBRATION_ROWS, rtol=1e-4, atol=1e-5),
+            "graphs": graphs,
+            "versions": ToolVersions(aeserve="0.1.0", onnx=onnx.__version__, opset=OPSET),
+        }
+    )
+    write_manifest(manifest, folder)
     return manifest
 
 

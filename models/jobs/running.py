@@ -103,13 +103,13 @@ def run_job(
     except Exception as exc:
         log.exception("job training %r failed", spec.name)
         return JobOutcome(status="failed", error=f"{type(exc).__name__}: {exc}")
-    training = published.manifest["training"]
+    training = published.manifest.training
     result = JobResult(
         model=ModelRef(name=published.name, version=published.version),
         promoted=repository.active_version(published.name) == published.version,
-        epochs_run=training["epochs_run"],
-        best_epoch=training["best_epoch"],
-        val_loss=training["val_loss"],
-        threshold=published.manifest["threshold"],
+        epochs_run=training.epochs_run,
+        best_epoch=training.best_epoch,
+        val_loss=training.val_loss,
+        threshold=published.manifest.threshold,
     )
     return JobOutcome(status="succeeded", result=result)

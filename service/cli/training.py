@@ -162,8 +162,8 @@ def train(
                 rows, name, config, store, promote=promote, progress=report
             )
 
-    training = published.manifest["training"]
-    epochs_run = int(training["epochs_run"])
+    training = published.manifest.training
+    epochs_run = training.epochs_run
     active = store.active_version(name) == published.version
     stopped = (
         f" (stopped early: no lower val loss for {_epochs(config.early_stopping_patience)})"
@@ -173,8 +173,8 @@ def train(
     console.print(
         f"published [bold]{escape(name)}[/bold] version {published.version}"
         f"{' (active)' if active else ''}: {epochs_run} of {config.epochs} epochs{stopped}, "
-        f"best epoch {training['best_epoch']}, val loss {training['val_loss']:.4g}, "
-        f"threshold {published.manifest['threshold']:.4g}"
+        f"best epoch {training.best_epoch}, val loss {training.val_loss:.4g}, "
+        f"threshold {published.manifest.threshold:.4g}"
     )
     console.print(f"written to {escape(str(store.version_dir(name, published.version)))}")
     if not active:
@@ -197,13 +197,13 @@ def models(repository: RepositoryOption = None) -> None:
             versions = store.versions(name)
             active = store.active_version(name)
             shown = active if active is not None else (versions[-1] if versions else None)
-            manifest = store.manifest(name, shown) if shown is not None else {}
+            manifest = store.manifest(name, shown) if shown is not None else None
             table.add_row(
                 name,
                 ", ".join(map(str, versions)) or "-",
                 str(active) if active is not None else "-",
-                str(manifest.get("input_dim", "-")),
-                str(manifest.get("latent_dim", "-")),
+                str(manifest.input_dim) if manifest else "-",
+                str(manifest.latent_dim) if manifest else "-",
             )
     console.print(table)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from core.errors import CorruptVersion
+from core.manifest import Manifest
 from core.repository import ModelRepository
 from service.http.schemas import (
     ModelDetail,
@@ -15,18 +15,28 @@ from service.http.schemas import (
 from service.inference.registry import ModelRegistry
 
 
+def _manifest(repository: ModelRepository, name: str, version: int | None) -> Manifest | None:
+    """A version whose manifest is corrupt is still listed, with what it would say left out."""
+    if version is None:
+        return None
+    try:
+        return repository.manifest(name, version)
+    except CorruptVersion:
+        return None
+
+
 def _summary(repository: ModelRepository, registry: ModelRegistry, name: str) -> ModelSummary:
     versions = repository.versions(name)
     active = repository.active_version(name)
-    manifest: dict[str, Any] = repository.manifest(name, active) if active in versions else {}
+    manifest = _manifest(repository, name, active) if active in versions else None
     loaded = {runtime.name: runtime.version for runtime in registry.loaded()}
     return ModelSummary(
         name=name,
         versions=versions,
         active_version=active,
-        input_dim=manifest.get("input_dim"),
-        latent_dim=manifest.get("latent_dim"),
-        loss=manifest.get("loss"),
+        input_dim=manifest.input_dim if manifest else None,
+        latent_dim=manifest.latent_dim if manifest else None,
+        loss=manifest.loss if manifest else None,
         loaded_version=loaded.get(name),
     )
 
@@ -39,12 +49,12 @@ def describe_model(repository: ModelRepository, registry: ModelRegistry, name: s
     summary = _summary(repository, registry, name)
     details = []
     for version in summary.versions:
-        manifest = repository.manifest(name, version)
+        manifest = _manifest(repository, name, version)
         details.append(
             VersionSummary(
                 version=version,
-                created_at=manifest.get("created_at"),
-                threshold=manifest.get("threshold"),
+                created_at=manifest.created_at.isoformat() if manifest else None,
+                threshold=manifest.threshold if manifest else None,
                 active=version == summary.active_version,
             )
         )

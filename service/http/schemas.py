@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -107,9 +107,6 @@ class ModelList(BaseModel):
 
 class ModelDetail(ModelSummary):
     version_details: list[VersionSummary] = Field(default_factory=list)
-
-
-Manifest = dict[str, Any]
 
 
 class PromoteResponse(BaseModel):

@@ -24,7 +24,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from core.errors import InvalidInput
-from core.manifest import GRAPH_IO, GRAPHS
+from core.manifest import GRAPH_IO, GRAPHS, Manifest
 from service.inference.batching import DynamicBatcher
 from service.inference.options import RuntimeOptions
 from service.inference.validation import FloatArray, check_batch
@@ -49,19 +49,19 @@ class ModelRuntime:
     def __init__(
         self,
         folder: Path,
-        manifest: dict[str, Any],
+        manifest: Manifest,
         sessions: dict[str, ort.InferenceSession],
         calibration: FloatArray,
         options: RuntimeOptions,
     ) -> None:
         self.folder = folder
         self.manifest = manifest
-        self.name: str = manifest["name"]
-        self.version: int = manifest["version"]
-        self.input_dim: int = manifest["input_dim"]
-        self.latent_dim: int = manifest["latent_dim"]
-        self.threshold: float = float(manifest["threshold"])
-        self.loss: str = manifest["loss"]
+        self.name = manifest.name
+        self.version = manifest.version
+        self.input_dim = manifest.input_dim
+        self.latent_dim = manifest.latent_dim
+        self.threshold = manifest.threshold
+        self.loss = manifest.loss
         self.calibration = calibration
         self.options = options
         self.providers: list[str] = sessions["autoencoder"].get_providers()

@@ -78,5 +78,5 @@ def check_dimension(name: str, dim: int, repository: ModelRepository) -> None:
     active = repository.active_version(name)
     if active is None:
         return
-    expected = int(repository.manifest(name, active)["input_dim"])
+    expected = repository.manifest(name, active).input_dim
     rules.check_input_dim(dim, expected, rules.model_label(name, active))

@@ -14,13 +14,15 @@ from pathlib import Path
 import pytest
 
 from core.errors import Conflict, CorruptVersion, InvalidInput, ModelNotFound, VersionNotFound
+from core.manifest import MANIFEST, write_manifest
 from core.repository import ModelRepository, sha256_of
+from tests.core.manifests import sample_manifest, sample_manifest_json
 
 
 def write_version(folder: Path, payload: bytes = b"weights") -> None:
     (folder / "autoencoder.onnx").write_bytes(payload)
     (folder / "calibration.npy").write_bytes(b"scores")
-    (folder / "manifest.json").write_text(json.dumps({"input_dim": 4}))
+    write_manifest(sample_manifest(), folder)
 
 
 def publish(repository: ModelRepository, name: str = "m", promote: bool = False) -> int:
@@ -39,10 +41,10 @@ def test_publish_numbers_versions_and_fills_the_manifest(tmp_path: Path):
     assert publish(repository) == 1
     assert publish(repository) == 2
     manifest = repository.manifest("m", 2)
-    assert manifest["name"] == "m"
-    assert manifest["version"] == 2
+    assert manifest.name == "m"
+    assert manifest.version == 2
     folder = repository.version_dir("m", 2)
-    assert manifest["files"] == {
+    assert manifest.files == {
         "autoencoder.onnx": sha256_of(folder / "autoencoder.onnx"),
         "calibration.npy": sha256_of(folder / "calibration.npy"),
     }
@@ -133,7 +135,9 @@ with repository.staging() as staging:
     (staging / "autoencoder.onnx").write_bytes(b"w" * 1000)
     if stage == "writing":
         print("ready", flush=True); time.sleep(60)
-    (staging / "manifest.json").write_text("{}")
+    from tests.core.manifests import sample_manifest
+    from core.manifest import write_manifest
+    write_manifest(sample_manifest(), staging)
     def stalled_rename(src, dst):
         print("ready", flush=True); time.sleep(60)
     repo_module.os.rename = stalled_rename
@@ -168,3 +172,28 @@ def test_a_publisher_killed_midway_leaves_nothing_visible(tmp_path: Path, stage:
 def test_importing_the_repository_leaves_torch_out():
     code = "import core.repository, sys; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_publish_keeps_the_exporters_fields_as_written(tmp_path: Path):
+    """The repository adds name, version and files; it neither drops nor fills in a field."""
+    repository = ModelRepository(tmp_path)
+    written = sample_manifest_json()
+    written["drift_baseline"] = {"psi": [0.1]}  # a field of a newer exporter
+    del written["training"]["device"]  # an optional field left out
+    with repository.staging() as staging:
+        (staging / "calibration.npy").write_bytes(b"scores")
+        (staging / MANIFEST).write_text(json.dumps(written))
+        version = repository.publish("m", staging)
+    published = json.loads((repository.version_dir("m", version) / MANIFEST).read_text())
+    files = {"calibration.npy": sha256_of(tmp_path / "m" / "1" / "calibration.npy")}
+    assert published == {**written, "name": "m", "version": 1, "files": files}
+    assert repository.manifest("m", 1).model_extra == {"drift_baseline": {"psi": [0.1]}}
+
+
+def test_a_staging_folder_with_an_invalid_manifest_is_not_published(tmp_path: Path):
+    repository = ModelRepository(tmp_path)
+    with repository.staging() as staging:
+        (staging / MANIFEST).write_text(json.dumps({**sample_manifest_json(), "latent_dim": 0}))
+        with pytest.raises(CorruptVersion, match=r"manifest\.json: latent_dim: Input should be"):
+            repository.publish("m", staging)
+    assert repository.names() == []

@@ -54,9 +54,9 @@ def test_train_publishes_a_new_version_each_run(
         assert f"published demo version {expected} (active): 3 of 3 epochs, best" in out
         assert f"written to {root.resolve() / 'demo' / str(expected)}\n" in out
     manifest = ModelRepository(root).manifest("demo", 2)
-    assert manifest["config"]["hidden_dims"] == [12, 8]
-    assert manifest["config"]["optimizer"] == "rmsprop"
-    assert manifest["config"]["seed"] == 3
+    assert manifest.config["hidden_dims"] == [12, 8]
+    assert manifest.config["optimizer"] == "rmsprop"
+    assert manifest.config["seed"] == 3
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_schedule_and_rows_per_epoch_reach_the_manifest(
         cli, "train", rows, "--name", "demo", "--epochs", "1", "--repository", root, *flags
     )
     assert code == 0, out
-    config = ModelRepository(root).manifest("demo", 1)["config"]
+    config = ModelRepository(root).manifest("demo", 1).config
     assert config["learning_rate_schedule"] == schedule
     assert config["max_rows_per_epoch"] == rows_per_epoch
 
@@ -189,6 +189,6 @@ def test_the_summary_says_when_early_stopping_ended_training(
         "2", "--repository", tmp_path / "repo",
     )  # fmt: skip
     assert code == 0, out
-    epochs_run = ModelRepository(tmp_path / "repo").manifest("noise", 1)["training"]["epochs_run"]
+    epochs_run = ModelRepository(tmp_path / "repo").manifest("noise", 1).training.epochs_run
     assert epochs_run < 300
     assert f"{epochs_run} of 300 epochs (stopped early: no lower val loss for 2 epochs)" in out

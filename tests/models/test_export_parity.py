@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -14,6 +14,7 @@ import torch
 
 from core.config import TrainConfig
 from core.data import load_array
+from core.manifest import ExportedManifest, default_graphs, read_exported_manifest
 from models import export
 from models.export import ParityError, export_model
 from models.training import TrainResult, fit
@@ -42,13 +43,13 @@ def session(path: Path) -> ort.InferenceSession:
 
 
 def reference(
-    x: np.ndarray, manifest: dict[str, Any], weights: dict[str, np.ndarray]
+    x: np.ndarray, manifest: ExportedManifest, weights: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     """docs/artifacts.md's math in float64 numpy: the graphs must agree with it."""
-    scaling, config = manifest["scaling"], manifest["config"]
-    offset, scale = np.array(scaling["offset"]), np.array(scaling["scale"])
+    scaling, config = manifest.scaling, manifest.config
+    offset, scale = np.array(scaling.offset), np.array(scaling.scale)
     s = (x.astype(np.float64) - offset) / scale
-    if scaling["clip"]:
+    if scaling.clip:
         s = np.clip(s, 0, 1)
 
     def mlp(h: np.ndarray, prefix: str) -> np.ndarray:
@@ -63,7 +64,7 @@ def reference(
     logits = mlp(codes, "decoder")
     sigmoid = config["output_activation"] == "sigmoid"
     s_hat = 1 / (1 + np.exp(-logits)) if sigmoid else logits
-    if manifest["loss"] == "bce":
+    if manifest.loss == "bce":
         errors = np.maximum(logits, 0) - logits * s + np.log1p(np.exp(-np.abs(logits)))
     else:
         errors = (s - s_hat) ** 2
@@ -112,7 +113,7 @@ def test_files_of_a_version(exported: tuple[TrainResult, Path, np.ndarray]) -> N
 
 def test_graphs_match_numpy_reference(exported: tuple[TrainResult, Path, np.ndarray]) -> None:
     result, directory, other_rows = exported
-    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest = read_exported_manifest(directory)
     weights = {k: v.double().numpy() for k, v in result.model.state_dict().items()}
     x = np.concatenate([result.validation_rows, other_rows])
     expected = reference(x, manifest, weights)
@@ -149,11 +150,11 @@ def test_batch_dimension_is_dynamic(
 
 def test_graph_names_match_the_manifest(exported: tuple[TrainResult, Path, np.ndarray]) -> None:
     _, directory, _ = exported
-    manifest = json.loads((directory / "manifest.json").read_text())
-    for graph in manifest["graphs"].values():
-        loaded = session(directory / graph["file"])
-        assert [i.name for i in loaded.get_inputs()] == graph["inputs"]
-        assert [o.name for o in loaded.get_outputs()] == graph["outputs"]
+    manifest = read_exported_manifest(directory)
+    for graph in manifest.graphs.values():
+        loaded = session(directory / graph.file)
+        assert [i.name for i in loaded.get_inputs()] == graph.inputs
+        assert [o.name for o in loaded.get_outputs()] == graph.outputs
         assert loaded.get_inputs()[0].shape[0] == "n"
 
 
@@ -172,49 +173,53 @@ def test_calibration_is_the_sorted_held_out_scores(
     exported: tuple[TrainResult, Path, np.ndarray],
 ) -> None:
     result, directory, _ = exported
-    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest = read_exported_manifest(directory)
     calibration = np.load(directory / "calibration.npy")
     (scores,) = session(directory / "autoencoder.onnx").run(
         ["scores"], {"x": result.validation_rows}
     )
     assert calibration.dtype == np.float32
     np.testing.assert_array_equal(calibration, np.sort(scores))
-    assert manifest["threshold"] == float(np.quantile(calibration, 0.99))
-    summary = manifest["calibration"]
-    assert summary["n"] == len(result.validation_rows) == manifest["training"]["rows_validation"]
-    assert (summary["min"], summary["max"]) == (float(calibration[0]), float(calibration[-1]))
-    assert summary["p99"] == pytest.approx(manifest["threshold"], rel=1e-6)
+    assert manifest.threshold == float(np.quantile(calibration, 0.99))
+    summary = manifest.calibration
+    assert summary.n == len(result.validation_rows) == manifest.training.rows_validation
+    assert (summary.min, summary.max) == (float(calibration[0]), float(calibration[-1]))
+    assert summary.p99 == pytest.approx(manifest.threshold, rel=1e-6)
 
 
 def test_manifest_fields(exported: tuple[TrainResult, Path, np.ndarray]) -> None:
     result, directory, _ = exported
-    manifest = json.loads((directory / "manifest.json").read_text())
-    d = result.model.input_dim
-    assert set(manifest) == {
+    raw = json.loads((directory / "manifest.json").read_text())
+    assert set(raw) == {
         "format", "created_at", "input_dim", "latent_dim", "loss", "config", "scaling",
         "threshold", "threshold_quantile", "calibration", "training", "parity", "graphs",
         "versions",
     }  # fmt: skip
-    assert manifest["format"] == 1
-    assert (manifest["input_dim"], manifest["latent_dim"]) == (d, result.config.latent_dim)
-    assert manifest["config"] == result.config.model_dump(mode="json")
-    assert manifest["config"]["scaling"] == manifest["scaling"]["method"] != "auto"
-    assert len(manifest["scaling"]["offset"]) == len(manifest["scaling"]["scale"]) == d
-    assert manifest["scaling"]["clip"] == (manifest["loss"] == "bce")
-    training = manifest["training"]
-    assert training["epochs_run"] == len(training["history"]) == 3
-    assert training["history"][0] == {
+    assert datetime.fromisoformat(raw["created_at"]).utcoffset() == timedelta(0)
+    manifest = read_exported_manifest(directory)
+    d = result.model.input_dim
+    assert manifest.format == 1
+    assert (manifest.input_dim, manifest.latent_dim) == (d, result.config.latent_dim)
+    assert manifest.config == result.config.model_dump(mode="json")
+    assert manifest.config["scaling"] == manifest.scaling.method != "auto"
+    assert len(manifest.scaling.offset) == len(manifest.scaling.scale) == d
+    assert manifest.scaling.clip == (manifest.loss == "bce")
+    training = manifest.training
+    assert training.epochs_run == len(training.history) == 3
+    assert training.history[0].model_dump() == {
         "epoch": 1,
         "train_loss": result.history[0].train_loss,
         "val_loss": result.history[0].val_loss,
     }
-    assert training["val_loss"] == min(e["val_loss"] for e in training["history"])
-    parity = manifest["parity"]
-    assert parity["rows"] == len(result.validation_rows)
-    assert 0 <= parity["max_abs_diff"] <= 1e-4
-    assert (parity["rtol"], parity["atol"]) == (1e-4, 1e-5)
-    assert manifest["versions"]["opset"] == 17
-    assert manifest["versions"]["torch"] == torch.__version__
+    assert training.val_loss == min(e.val_loss for e in training.history)
+    assert training.device == result.device
+    parity = manifest.parity
+    assert parity.rows == len(result.validation_rows)
+    assert 0 <= parity.max_abs_diff <= 1e-4
+    assert (parity.rtol, parity.atol) == (1e-4, 1e-5)
+    assert manifest.versions.opset == 17
+    assert manifest.versions.torch == torch.__version__
+    assert manifest.graphs == default_graphs()
 
 
 def test_parity_failure_raises(

@@ -19,8 +19,8 @@ def test_publishes_numbered_versions(cardio: np.ndarray, repository: ModelReposi
     assert repository.versions("cardio") == [1, 2]
     assert repository.active_version("cardio") == 1
     assert second.manifest == repository.manifest("cardio", 2)
-    assert (second.manifest["name"], second.manifest["version"]) == ("cardio", 2)
-    assert set(second.manifest["files"]) == {
+    assert (second.manifest.name, second.manifest.version) == ("cardio", 2)
+    assert set(second.manifest.files) == {
         "autoencoder.onnx",
         "autoencoder.pt",
         "calibration.npy",

@@ -43,7 +43,7 @@ def test_invert_undoes_scaling() -> None:
 
 
 def test_to_manifest() -> None:
-    assert fit_scaling(X, "minmax", "bce").to_manifest() == {
+    assert fit_scaling(X, "minmax", "bce").to_manifest().model_dump() == {
         "method": "minmax",
         "offset": [1.0, 5.0, -2.0],
         "scale": [4.0, 1.0, 4.0],

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from core.manifest import Manifest
 from service.http import catalog
 from service.http.deps import AdminKey, RegistryDep, RepositoryDep
-from service.http.schemas import ErrorResponse, Manifest, ModelDetail, ModelList, PromoteResponse
+from service.http.schemas import ErrorResponse, ModelDetail, ModelList, PromoteResponse
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -32,7 +33,13 @@ def get_model(name: str, repository: RepositoryDep, registry: RegistryDep) -> Mo
     return catalog.describe_model(repository, registry, name)
 
 
-@router.get("/{name}/versions/{version}", response_model=Manifest, responses=_ERRORS)
+@router.get(
+    "/{name}/versions/{version}",
+    response_model=Manifest,
+    # Exactly the fields manifest.json holds, unknown ones included: no defaults filled in.
+    response_model_exclude_unset=True,
+    responses=_ERRORS,
+)
 def get_version(name: str, repository: RepositoryDep, version: int = VersionPath) -> Manifest:
     """The version's manifest: config, scaling, threshold, calibration, metrics, checksums."""
     return repository.manifest(name, version)

@@ -14,6 +14,7 @@ import onnxruntime as ort
 import pytest
 
 from core.errors import CorruptVersion, InvalidInput
+from core.manifest import MANIFEST, Manifest
 from core.repository import ModelRepository
 from core.settings import Settings
 from service.inference.loading import load_runtime
@@ -38,20 +39,20 @@ def load(repository: ModelRepository, name: str, version: int) -> ModelRuntime:
 
 
 @pytest.fixture
-def runtime(repository: ModelRepository, tiny_model: dict[str, Any]) -> ModelRuntime:
-    return load(repository, "tiny", tiny_model["version"])
+def runtime(repository: ModelRepository, tiny_model: Manifest) -> ModelRuntime:
+    return load(repository, "tiny", tiny_model.version)
 
 
 @pytest.fixture(params=[("mse", None), ("bce", None), ("mse", 3), ("bce", 3)], ids=str)
 def variant(
     request: pytest.FixtureRequest, repository: ModelRepository
-) -> tuple[ModelRuntime, dict[str, Any]]:
+) -> tuple[ModelRuntime, Manifest]:
     loss, hidden = request.param
     version = publish_tiny_model(repository, "variant", loss=loss, seed=7, hidden_dim=hidden)
     return load(repository, "variant", version), repository.manifest("variant", version)
 
 
-def test_load_reads_the_manifest(runtime: ModelRuntime, tiny_model: dict[str, Any]) -> None:
+def test_load_reads_the_manifest(runtime: ModelRuntime, tiny_model: Manifest) -> None:
     assert (runtime.name, runtime.version, runtime.input_dim, runtime.latent_dim) == (
         "tiny",
         1,
@@ -59,7 +60,7 @@ def test_load_reads_the_manifest(runtime: ModelRuntime, tiny_model: dict[str, An
         2,
     )
     assert runtime.loss == "mse"
-    assert runtime.threshold == tiny_model["threshold"]
+    assert runtime.threshold == tiny_model.threshold
     assert runtime.manifest == tiny_model
     assert runtime.providers == ["CPUExecutionProvider"]
     assert runtime.calibration.dtype == np.float32
@@ -67,7 +68,7 @@ def test_load_reads_the_manifest(runtime: ModelRuntime, tiny_model: dict[str, An
 
 
 def test_encode_decode_reconstruct_match_numpy(
-    variant: tuple[ModelRuntime, dict[str, Any]],
+    variant: tuple[ModelRuntime, Manifest],
 ) -> None:
     runtime, manifest = variant
     x = sample_vectors(manifest, 9)
@@ -85,7 +86,7 @@ def test_encode_decode_reconstruct_match_numpy(
     np.testing.assert_allclose(reconstructions, decoded, **TOLERANCE)
 
 
-def test_score_matches_numpy(variant: tuple[ModelRuntime, dict[str, Any]]) -> None:
+def test_score_matches_numpy(variant: tuple[ModelRuntime, Manifest]) -> None:
     runtime, manifest = variant
     x = sample_vectors(manifest, 9)
     x[0] = anomalous_vector(manifest)
@@ -98,16 +99,16 @@ def test_score_matches_numpy(variant: tuple[ModelRuntime, dict[str, Any]]) -> No
     np.testing.assert_allclose(result.scores, expected["scores"], **TOLERANCE)
     np.testing.assert_allclose(result.feature_errors, expected["feature_errors"], **TOLERANCE)
     np.testing.assert_allclose(result.scores, result.feature_errors.mean(axis=1), rtol=1e-6)
-    assert result.threshold == manifest["threshold"]
-    np.testing.assert_array_equal(result.anomalies, result.scores > manifest["threshold"])
+    assert result.threshold == manifest.threshold
+    np.testing.assert_array_equal(result.anomalies, result.scores > manifest.threshold)
     assert result.anomalies[0]
 
 
 def test_p_values_follow_the_conformal_formula(
-    variant: tuple[ModelRuntime, dict[str, Any]], repository: ModelRepository
+    variant: tuple[ModelRuntime, Manifest], repository: ModelRepository
 ) -> None:
     runtime, manifest = variant
-    calibration = np.load(repository.verify("variant", manifest["version"]) / "calibration.npy")
+    calibration = np.load(repository.verify("variant", manifest.version) / "calibration.npy")
     x = sample_vectors(manifest, 16, seed=3)
     x[0] = anomalous_vector(manifest)
 
@@ -123,7 +124,7 @@ def test_p_values_follow_the_conformal_formula(
 
 
 def test_threshold_override_changes_anomalies_only(
-    runtime: ModelRuntime, tiny_model: dict[str, Any]
+    runtime: ModelRuntime, tiny_model: Manifest
 ) -> None:
     x = sample_vectors(tiny_model, 12)
     default = runtime.score(x)
@@ -255,9 +256,7 @@ def test_vectors_from_rows_packs_float32() -> None:
 # -- infer: the generic entry point ---------------------------------------------------------------
 
 
-def test_infer_runs_a_graph_by_tensor_names(
-    runtime: ModelRuntime, tiny_model: dict[str, Any]
-) -> None:
+def test_infer_runs_a_graph_by_tensor_names(runtime: ModelRuntime, tiny_model: Manifest) -> None:
     x = sample_vectors(tiny_model, 5)
     expected = reference_outputs(tiny_model, x)
 
@@ -312,12 +311,20 @@ def test_infer_refuses_unknown_names(
 def publish_tampered(
     repository: ModelRepository, tamper: Callable[[Path, dict[str, Any]], None]
 ) -> int:
-    """Publish a tiny model after `tamper(folder, manifest)` edits its files; checksums match."""
+    """Publish a tiny model after `tamper(folder, manifest)` edits its files and its manifest.
+
+    The files' checksums are those of the tampered files; the tampered manifest (JSON) replaces
+    the published one afterwards, as the repository, which validates it, would not publish it.
+    """
     with repository.staging() as staging:
-        manifest = write_tiny_version(staging)
+        manifest = write_tiny_version(staging).model_dump(mode="json", exclude_unset=True)
         tamper(staging, manifest)
-        (staging / "manifest.json").write_text(json.dumps(manifest))
-        return repository.publish("broken", staging)
+        version = repository.publish("broken", staging)
+    path = repository.version_dir("broken", version) / MANIFEST
+    published = json.loads(path.read_text())
+    filled = {key: published[key] for key in ("name", "version", "files")}
+    path.write_text(json.dumps({**manifest, **filled}))
+    return version
 
 
 def _set(key: str, value: Any) -> Callable[[Path, dict[str, Any]], None]:
@@ -343,11 +350,15 @@ def _wider_encoder(folder: Path, manifest: dict[str, Any]) -> None:
     shutil.rmtree(other)
 
 
-def _drop_scores(folder: Path, manifest: dict[str, Any]) -> None:
+def _drop_scores_from_the_graph(folder: Path, manifest: dict[str, Any]) -> None:
     model = onnx.load(folder / "autoencoder.onnx")
     (scores,) = [o for o in model.graph.output if o.name == "scores"]
     model.graph.output.remove(scores)
     onnx.save(model, folder / "autoencoder.onnx")
+
+
+def _drop_scores(folder: Path, manifest: dict[str, Any]) -> None:
+    _drop_scores_from_the_graph(folder, manifest)
     manifest["graphs"]["autoencoder"]["outputs"].remove("scores")
 
 
@@ -368,17 +379,13 @@ def _bad_calibration(folder: Path, manifest: dict[str, Any]) -> None:
     [
         (
             _rename_encoder_input,
-            "model 'broken' v1: encoder.onnx has inputs ['x']; the manifest lists ['features']",
+            "manifest.json: graphs: the encoder graph takes ['features']; GRAPH_IO says ['x']",
         ),
         (
             _decoder_as_encoder,
             "model 'broken' v1: encoder.onnx has inputs ['codes']; the manifest lists ['x']",
         ),
-        (
-            _set("input_dim", 5),
-            "model 'broken' v1: autoencoder.onnx has 'x' with 4 columns; "
-            "the manifest's input_dim is 5",
-        ),
+        (_set("input_dim", 5), "manifest.json: scaling.offset has 4 values; input_dim is 5"),
         (
             _set("latent_dim", 3),
             "model 'broken' v1: autoencoder.onnx has 'codes' with 2 columns; "
@@ -388,14 +395,20 @@ def _bad_calibration(folder: Path, manifest: dict[str, Any]) -> None:
             _wider_encoder,
             "model 'broken' v1: encoder.onnx has 'x' with 5 columns; the manifest's input_dim is 4",
         ),
-        (_drop_scores, "model 'broken' v1: autoencoder.onnx lacks output 'scores'"),
-        (_no_decoder_graph, "model 'broken' v1: the manifest does not describe the decoder graph"),
+        (
+            _drop_scores_from_the_graph,
+            "model 'broken' v1: autoencoder.onnx has outputs "
+            "['codes', 'feature_errors', 'reconstructions']; the manifest lists "
+            "['codes', 'reconstructions', 'scores', 'feature_errors']",
+        ),
+        (_drop_scores, "manifest.json: graphs: the autoencoder graph lacks outputs ['scores']"),
+        (_no_decoder_graph, "manifest.json: graphs: the decoder graph is missing"),
         (
             _bad_calibration,
             "model 'broken' v1: calibration.npy must hold a 1-D array of finite scores",
         ),
-        (_set("loss", "hinge"), "unknown loss 'hinge'"),
-        (_set("threshold", None), "manifest.json lacks a valid 'threshold'"),
+        (_set("loss", "hinge"), "manifest.json: loss: Input should be 'mse' or 'bce'"),
+        (_set("threshold", None), "manifest.json: threshold: Input should be a valid number"),
     ],
     ids=lambda p: getattr(p, "__name__", None),
 )

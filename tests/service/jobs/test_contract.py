@@ -49,7 +49,7 @@ def test_inline_job_publishes_a_version_that_answers_score(
     assert [e["epoch"] for e in record["history"]] == [1, 2, 3, 4]
     assert record["progress"] == {"epochs": 4, **record["history"][-1]}
     manifest = deployment.repository.manifest("inline", 1)
-    assert manifest["training"]["history"] == record["history"]
+    assert [e.model_dump() for e in manifest.training.history] == record["history"]
 
     score = client.post("/score?model=inline", json={"vectors": data[:3]})
     assert score.status_code == 200, score.text
@@ -107,7 +107,7 @@ def test_job_on_an_uploaded_dataset(client: TestClient, deployment: Deployment):
     record = wait_for(client, response.json()["job_id"])
     assert record["status"] == "succeeded", record
     assert record["dataset"] == dataset
-    assert deployment.repository.manifest("by-dataset", 1)["input_dim"] == 5
+    assert deployment.repository.manifest("by-dataset", 1).input_dim == 5
 
 
 def test_a_dataset_in_use_is_not_deleted_until_its_job_ends(

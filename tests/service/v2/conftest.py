@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from core.manifest import Manifest
 from core.repository import ModelRepository
 from core.settings import Settings
 from service.http.app import create_app
@@ -34,7 +34,7 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> ModelRepository:
 
 
 @pytest.fixture(scope="module")
-def manifests(repository: ModelRepository) -> dict[int, dict[str, Any]]:
+def manifests(repository: ModelRepository) -> dict[int, Manifest]:
     return {version: repository.manifest("tiny", version) for version in (1, 2)}
 
 

@@ -3,14 +3,13 @@ versions; each answer equal to the independent reference and to the REST routes'
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
 from numpy.testing import assert_allclose, assert_array_equal
 
+from core.manifest import Manifest
 from tests.tiny_model import reference_decode, reference_outputs, sample_vectors
 
 OUTPUTS = ["codes", "reconstructions", "scores", "feature_errors"]
@@ -48,7 +47,7 @@ def rest_outputs(rest: httpx.Client, rows: np.ndarray, version: int = 1) -> dict
 
 
 @pytest.fixture(scope="module")
-def rows(manifests: dict[int, dict[str, Any]]) -> np.ndarray:
+def rows(manifests: dict[int, Manifest]) -> np.ndarray:
     return sample_vectors(manifests[1], 5)
 
 
@@ -57,7 +56,7 @@ def rows(manifests: dict[int, dict[str, Any]]) -> np.ndarray:
 def test_each_output(
     triton_client: triton.InferenceServerClient,
     rest: httpx.Client,
-    manifests: dict[int, dict[str, Any]],
+    manifests: dict[int, Manifest],
     rows: np.ndarray,
     name: str,
     binary: bool,
@@ -129,7 +128,7 @@ def test_mixed_binary_and_json_outputs(
 def test_decoder(
     triton_client: triton.InferenceServerClient,
     rest: httpx.Client,
-    manifests: dict[int, dict[str, Any]],
+    manifests: dict[int, Manifest],
     binary: bool,
 ) -> None:
     codes = np.array([[0.5, -1.0], [0.0, 0.0], [2.0, 0.25]], dtype=np.float32)
@@ -152,7 +151,7 @@ def test_decoder(
 def test_version_pinned(
     triton_client: triton.InferenceServerClient,
     rest: httpx.Client,
-    manifests: dict[int, dict[str, Any]],
+    manifests: dict[int, Manifest],
     rows: np.ndarray,
 ) -> None:
     pinned = triton_client.infer("tiny", [x_input(rows)], model_version="2")
@@ -166,7 +165,7 @@ def test_version_pinned(
 
 
 def test_decoder_version_pinned(
-    triton_client: triton.InferenceServerClient, manifests: dict[int, dict[str, Any]]
+    triton_client: triton.InferenceServerClient, manifests: dict[int, Manifest]
 ) -> None:
     codes = np.array([[0.5, -1.0]], dtype=np.float32)
     tensor = triton.InferInput("codes", [1, 2], "FP32")
@@ -201,7 +200,7 @@ def test_compressed_request(
 
 
 def test_largest_batch(
-    triton_client: triton.InferenceServerClient, manifests: dict[int, dict[str, Any]]
+    triton_client: triton.InferenceServerClient, manifests: dict[int, Manifest]
 ) -> None:
     rows = sample_vectors(manifests[1], 100, seed=3)
     result = triton_client.infer("tiny", [x_input(rows)])

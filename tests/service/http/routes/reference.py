@@ -4,19 +4,20 @@ for f and g, and NumPy for the scaling and the loss, both read from the manifest
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
+from core.manifest import Manifest
+
 
 class Reference:
-    def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, manifest: Manifest) -> None:
         self.manifest = manifest
-        scaling = manifest["scaling"]
-        self.offset = np.asarray(scaling["offset"], dtype=np.float64)
-        self.scale = np.asarray(scaling["scale"], dtype=np.float64)
-        self.clip = bool(scaling["clip"])
+        scaling = manifest.scaling
+        self.offset = np.asarray(scaling.offset, dtype=np.float64)
+        self.scale = np.asarray(scaling.scale, dtype=np.float64)
+        self.clip = scaling.clip
         self.encoder = ort.InferenceSession(str(folder / "encoder.onnx"))
         self.decoder = ort.InferenceSession(str(folder / "decoder.onnx"))
         self.calibration = np.sort(np.load(folder / "calibration.npy"))
@@ -37,7 +38,7 @@ class Reference:
     def feature_errors(self, x: np.ndarray) -> np.ndarray:
         target = self._scaled(x)
         rebuilt = (self.reconstruct(x).astype(np.float64) - self.offset) / self.scale
-        if self.manifest["loss"] == "mse":
+        if self.manifest.loss == "mse":
             return (target - rebuilt) ** 2
         p = np.clip(rebuilt, 1e-7, 1 - 1e-7)
         return -(target * np.log(p) + (1 - target) * np.log(1 - p))

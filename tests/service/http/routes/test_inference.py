@@ -65,7 +65,7 @@ def test_score_is_the_mean_scaled_loss(client: TestClient, reference: Reference,
     expected = reference.scores(rows)
     assert_allclose(body["scores"], expected, rtol=1e-4, atol=1e-5)
     assert_allclose(body["feature_errors"], reference.feature_errors(rows), rtol=1e-4, atol=1e-5)
-    threshold = reference.manifest["threshold"]
+    threshold = reference.manifest.threshold
     assert body["threshold"] == pytest.approx(threshold)
     assert body["anomalies"] == [bool(s > threshold) for s in body["scores"]]
     assert_allclose(body["p_values"], reference.p_values(np.array(body["scores"])), rtol=1e-9)

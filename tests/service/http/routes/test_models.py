@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi.testclient import TestClient
 
+from core.manifest import MANIFEST, Manifest
 from core.repository import ModelRepository
 from tests.tiny_model import publish_tiny_model
 
@@ -35,8 +38,33 @@ def test_get_model_and_manifest(client: TestClient, repository: ModelRepository)
     assert body["active_version"] == 1
     assert [v["active"] for v in body["version_details"]] == [True, False]
     manifest = client.get("/models/tiny/versions/2").json()
-    assert manifest == repository.manifest("tiny", 2)
+    assert manifest == json.loads((repository.version_dir("tiny", 2) / MANIFEST).read_text())
+    assert Manifest.model_validate(manifest) == repository.manifest("tiny", 2)
     assert set(manifest["files"]) >= {"autoencoder.onnx", "encoder.onnx", "decoder.onnx"}
+
+
+def test_the_manifest_is_served_with_the_fields_this_server_does_not_know(
+    client: TestClient, repository: ModelRepository
+):
+    path = repository.version_dir("tiny", 1) / MANIFEST
+    written = json.loads(path.read_text())
+    written["drift_baseline"] = {"psi": [0.1, 0.2]}
+    written["training"]["gpu"] = "H200"
+    del written["versions"]["onnx"]  # an optional field left out stays out
+    path.write_text(json.dumps(written))
+    response = client.get("/models/tiny/versions/1")
+    assert response.status_code == 200
+    assert response.json() == written
+
+
+def test_the_manifest_route_has_the_manifest_schema(client: TestClient):
+    spec = client.get("/openapi.json").json()
+    get = spec["paths"]["/models/{name}/versions/{version}"]["get"]
+    schema = get["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/Manifest"}
+    manifest = spec["components"]["schemas"]["Manifest"]
+    assert {"input_dim", "threshold", "graphs", "files"} <= set(manifest["required"])
+    assert manifest["additionalProperties"] is True
 
 
 def test_unknown_model_and_version_are_404(client: TestClient):
