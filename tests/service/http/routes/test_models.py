@@ -124,3 +124,19 @@ def test_deleting_the_active_version_is_409(client: TestClient, auth):
 
 def test_inference_is_open_unless_configured(client: TestClient):
     assert client.post("/score", json={"vectors": [ROW]}).status_code == 200
+
+
+def test_a_version_with_a_corrupt_manifest_is_listed_without_its_details(
+    client: TestClient, repository: ModelRepository
+):
+    publish_tiny_model(repository, "tiny", seed=1, promote=False)
+    path = repository.version_dir("tiny", 2) / MANIFEST
+    path.write_text(path.read_text().replace('"loss": "mse"', '"loss": "hinge"', 1))
+    details = client.get("/models/tiny").json()["version_details"]
+    assert details[1] == {"version": 2, "created_at": None, "threshold": None, "active": False}
+    assert details[0]["created_at"] == "2026-01-01T00:00:00+00:00"
+    response = client.get("/models/tiny/versions/2")
+    assert response.status_code == 500
+    assert response.json()["detail"] == (
+        f"version folder {str(path.parent)!r}: manifest.json: loss: Input should be 'mse' or 'bce'"
+    )
