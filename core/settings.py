@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     """Serve well-formed inference requests without FastAPI's routing and dependency solving
     (same endpoint code, same answers; see service/http/fastlane.py). Off: every request takes the
     FastAPI route."""
+    opentelemetry: bool = False
+    """FastAPI's own OpenTelemetry spans, metrics and logs, once an OpenTelemetry provider is
+    configured. Off, the service reports through its Prometheus metrics only: FastAPI looks for a
+    provider on every request, which cost a batch-1 /score about a tenth of its event-loop time
+    (bench/fastlane.py)."""
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     """Largest request body accepted; bigger bodies get 413 before they are read."""
     api_key: SecretStr | None = None

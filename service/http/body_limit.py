@@ -11,15 +11,21 @@ class BodyTooLarge(Exception):
     pass
 
 
-def declared_too_large(scope: Scope, max_bytes: int) -> bool:
-    """Whether the request's Content-Length alone already exceeds the limit."""
+def declared_length(scope: Scope) -> int | None:
+    """The request's Content-Length, None when it sends none (chunked) or an unreadable one."""
     for name, value in scope.get("headers", []):
         if name == b"content-length":
             try:
-                return int(value) > max_bytes
+                return int(value)
             except ValueError:
-                return False
-    return False
+                return None
+    return None
+
+
+def declared_too_large(scope: Scope, max_bytes: int) -> bool:
+    """Whether the request's Content-Length alone already exceeds the limit."""
+    length = declared_length(scope)
+    return length is not None and length > max_bytes
 
 
 async def reject(scope: Scope, send: Send, max_bytes: int) -> None:
@@ -41,8 +47,14 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if declared_too_large(scope, self.max_bytes):
-            await reject(scope, send, self.max_bytes)
+        length = declared_length(scope)
+        if length is not None:
+            if length > self.max_bytes:
+                await reject(scope, send, self.max_bytes)
+                return
+            # The server delivers no more than a declared length, so nothing is left to count:
+            # no wrappers on the hot path.
+            await self.app(scope, receive, send)
             return
         received = 0
         started = False
