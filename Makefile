@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 
 # Trains the default model `digits` (scikit-learn's bundled 8x8 digits) when the repository has none.
 default-model: install
-	@test -d $(REPOSITORY)/digits || echo "make: training the default model digits into $(REPOSITORY) (about a minute)"
+	@test -d $(REPOSITORY)/digits || echo "make: training the default model digits into $(REPOSITORY) (a minute or two)"
 	test -d $(REPOSITORY)/digits || AESERVE_MODEL_REPOSITORY=$(REPOSITORY) \
 		$(BIN)/aeserve train builtin:digits --name digits --loss bce --promote
 

@@ -1,6 +1,6 @@
 """Anomaly-detection quality of the default training config against classical detectors.
 
-The protocol of `shared/data/adbench/README.md`: for each seed, split the normal rows of a data
+The protocol of docs/quality.md: for each seed, split the normal rows of a data
 set in half at random, fit every method on one half, score the other half together with every
 anomaly, and report the ROC-AUC of the scores (higher = more anomalous), averaged over seeds.
 
@@ -208,7 +208,7 @@ def table(outcomes: list[Outcome], datasets: list[str], methods: list[str]) -> s
 
 def notes() -> str:
     return (
-        "protocol: shared/data/adbench/README.md. aeserve: the default TrainConfig, fitted on "
+        "protocol: docs/quality.md. aeserve: the default TrainConfig, fitted on "
         "the training half (of which it holds out 20 % for early stopping, as the service does); "
         "aeserve s: seconds per seed to train it and score the test rows (the scoring takes "
         "under a second), one torch thread per job. "

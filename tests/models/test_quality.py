@@ -2,7 +2,7 @@
 
 The protocol of bench/quality.py on two small ADBench sets, one seed: train on half the normal
 rows, score the other half and every anomaly. The floors sit well under the measured values
-(README, "How good is it") so that only a real regression trips them.
+(docs/quality.md) so that only a real regression trips them.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def test_cardio_anomalies_score_above_held_out_normals(client: TestClient):
         "name": "cardio",
         "data": {"dataset": upload.json()["dataset"]},
         # A short run of a small network, pinned so the test does not follow the defaults: on
-        # cardio it scores 0.95, where the defaults' longer training scores 0.84 (README, "How good is it").
+        # cardio it scores 0.95, where the defaults' longer training scores 0.84 (docs/quality.md).
         "config": {
             "epochs": 30,
             "hidden_dims": [10],
