@@ -1,5 +1,5 @@
 """/openapi.json, as /docs shows it: the bearer scheme behind the Authorize button, request
-examples that fit the default model."""
+examples that fit the default model, and a schema for every answer."""
 
 from __future__ import annotations
 
@@ -65,3 +65,12 @@ def test_examples_say_they_are_illustrative_before_a_model_is_loaded(tmp_path: P
     assert score["summary"] == "Illustrative: 4 values a row"
     assert "input_dim" in score["description"]
 
+
+def test_the_manifest_answer_has_a_schema(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    answer = document["paths"]["/models/{name}/versions/{version}"]["get"]["responses"]["200"]
+    reference = answer["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][reference.rsplit("/", 1)[1]]
+    assert {"input_dim", "latent_dim", "threshold", "scaling", "training"} <= set(
+        schema["properties"]
+    )
