@@ -16,7 +16,7 @@ from service.http import error_handlers as handlers
 from service.http import openapi
 from service.http.body_limit import BodySizeLimit
 from service.http.fastlane import InferenceFastLane
-from service.http.routes import datasets, health, inference, jobs, models, v2
+from service.http.routes import datasets, docs, health, inference, jobs, models, scores, ui, v2
 from service.inference.options import RuntimeOptions
 from service.inference.registry import ModelRegistry
 from service.jobs.lifespan import training_jobs
@@ -56,16 +56,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    app = FastAPI(title="aeserve", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="aeserve",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served by routes/docs.py from packaged assets, not a CDN
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.metrics = Metrics()
     handlers.install(app)
     app.include_router(inference.router)
     app.include_router(models.router)
+    app.include_router(scores.router)
     app.include_router(jobs.router)
     app.include_router(datasets.router)
     app.include_router(health.router)
     app.include_router(v2.router)
+    docs.install(app)
+    ui.install(app)
     openapi.install(app)  # request examples as wide as the default model's rows
     # Middleware added later wraps what was added before: the fast lane first, so it is the
     # innermost and every middleware added after it applies to its requests too.

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.observability.bulk_metrics import BulkCounter, BulkHistogram
+from service.observability.drift import ScoreDrift
 
 if TYPE_CHECKING:
     from service.inference.runtime import ModelRuntime, ScoreResult
@@ -48,8 +49,9 @@ class Metrics:
             _SCORE_BUCKETS,
         )
         self.anomalies = BulkCounter("aeserve_anomalies", "Rows flagged as anomalies.", ["model"])
+        self.drift = ScoreDrift()
         bulk = (self.requests, self.latency, self.batch_rows, self.scores, self.anomalies)
-        for collector in bulk:
+        for collector in (*bulk, self.drift):
             self.registry.register(collector)
         self.loaded_version = Gauge(
             "aeserve_model_loaded_version",
@@ -57,6 +59,13 @@ class Metrics:
             ["model"],
             registry=self.registry,
         )
+        self.in_flight = 0
+        """Requests being served by this process; only the event loop's thread changes it."""
+        Gauge(
+            "aeserve_requests_in_flight",
+            "Requests this process has received and not yet answered (queued or running).",
+            registry=self.registry,
+        ).set_function(lambda: self.in_flight)
         self.jobs = Gauge(
             "aeserve_jobs", "Training jobs by status.", ["status"], registry=self.registry
         )
@@ -70,11 +79,12 @@ class Metrics:
     def observe_batch(self, route: str, model: str, rows: int) -> None:
         self.batch_rows.observe((route, model), rows)
 
-    def observe_score_result(self, model: str, result: ScoreResult) -> None:
-        self.scores.observe_many((model,), result.scores)
+    def observe_score_result(self, runtime: ModelRuntime, result: ScoreResult) -> None:
+        self.scores.observe_many((runtime.name,), result.scores)
+        self.drift.observe(runtime, result.scores)
         flagged = int(np.count_nonzero(result.anomalies))
         if flagged:
-            self.anomalies.inc((model,), flagged)
+            self.anomalies.inc((runtime.name,), flagged)
 
     def record_loaded(self, runtimes: Iterable[ModelRuntime]) -> None:
         self.loaded_version.clear()
@@ -95,6 +105,7 @@ class MetricsMiddleware:
             return
         start = time.perf_counter()
         status = 500
+        self.metrics.in_flight += 1
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -105,6 +116,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            self.metrics.in_flight -= 1
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             state = scope.get("state", {})
             model = str(state.get("model_name", ""))

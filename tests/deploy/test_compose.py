@@ -34,6 +34,8 @@ def test_services_and_profiles(services: dict[str, dict[str, Any]]) -> None:
         "api-gpu": ["gpu"],
         "worker-gpu": ["gpu"],
         "proxy": ["proxy"],
+        "prometheus": ["monitoring"],
+        "grafana": ["monitoring"],
     }
 
 
@@ -51,6 +53,8 @@ def test_only_the_api_publishes_a_port_and_never_a_fixed_host_port(
         "api": ["8000"],
         "api-gpu": ["8000"],
         "proxy": ["${AESERVE_PROXY_PORT:-8080}:8080"],
+        "prometheus": ["${AESERVE_PROMETHEUS_PORT:-9090}:9090"],
+        "grafana": ["${AESERVE_GRAFANA_PORT:-3000}:3000"],
     }
 
 
@@ -117,6 +121,8 @@ def test_dependencies_wait_for_health(services: dict[str, dict[str, Any]]) -> No
         "api-gpu": {"redis": {"condition": "service_healthy"}},
         "worker-gpu": {"redis": {"condition": "service_healthy"}},
         "proxy": {"api": {"condition": "service_healthy"}},
+        "prometheus": {},
+        "grafana": {"prometheus": {"condition": "service_healthy"}},
     }
     for waits in depends.values():
         for target in waits:

@@ -120,5 +120,5 @@ async def score(
     options = batch.options
     check_score_answer(accept, options.threshold, options.explain)
     result = await runtime.score_async(batch.array, options.threshold, options.explain)
-    metrics.observe_score_result(runtime.name, result)
+    metrics.observe_score_result(runtime, result)
     return score_response(runtime.name, runtime.version, result, accept)

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from core.errors import NotReady
 from service.http.deps import InferenceKey, RepositoryDep
+from service.http.openapi_schemas import inline_schema
 from service.v2 import model_metadata as protocol
 from service.v2 import tensors, wire
 from service.v2.deps import InferenceDep, ModelDep
@@ -41,7 +42,7 @@ _INFER_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": InferenceRequest.model_json_schema()},
+            "application/json": {"schema": inline_schema(InferenceRequest)},
             wire.BINARY: {
                 "schema": {"type": "string", "format": "binary"},
                 "description": f"The JSON header, its length in {wire.HEADER}, then tensors.",
