@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from starlette.concurrency import run_in_threadpool
 
 from core import __version__
@@ -16,10 +17,10 @@ from service.http import error_handlers as handlers
 from service.http import openapi
 from service.http.body_limit import BodySizeLimit
 from service.http.fastlane import InferenceFastLane
+from service.http.jobs_lifespan import training_jobs
 from service.http.routes import datasets, docs, health, inference, jobs, models, scores, ui, v2
 from service.inference.options import RuntimeOptions
 from service.inference.registry import ModelRegistry
-from service.jobs.lifespan import training_jobs
 from service.observability.metrics import Metrics, MetricsMiddleware
 
 log = logging.getLogger("aeserve")
@@ -54,6 +55,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry.stop_watching()
 
 
+def _telemetry(settings: Settings) -> TelemetryConfig:
+    on = settings.opentelemetry
+    return {"tracing": on, "metrics": on, "logs": on}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     app = FastAPI(
@@ -61,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        telemetry=_telemetry(settings),
         docs_url=None,  # served by routes/docs.py from packaged assets, not a CDN
         redoc_url=None,
     )
@@ -74,9 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(datasets.router)
     app.include_router(health.router)
     app.include_router(v2.router)
+    openapi.install(app)  # request examples as wide as the default model's rows
     docs.install(app)
     ui.install(app)
-    openapi.install(app)  # request examples as wide as the default model's rows
     # Middleware added later wraps what was added before: the fast lane first, so it is the
     # innermost and every middleware added after it applies to its requests too.
     if settings.inference_fast_lane:

@@ -16,6 +16,7 @@ from fastapi import Depends, Header, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import Scope
 
+from core.datasets import DatasetStore
 from core.errors import NotReady
 from core.repository import ModelRepository
 from core.settings import Settings
@@ -24,6 +25,7 @@ from service.http.bodies import ScoreOptions, read_batch, score_options
 from service.http.schemas import DecodeRequest, EncodeRequest, ReconstructRequest, ScoreRequest
 from service.inference.registry import ModelRegistry
 from service.inference.runtime import ModelRuntime
+from service.jobs.backend import JobBackend
 from service.observability.metrics import Metrics
 
 
@@ -211,3 +213,17 @@ EncodeBatchDep = Annotated[Batch, Depends(_batch_reader(EncodeRequest))]
 DecodeBatchDep = Annotated[Batch, Depends(_batch_reader(DecodeRequest))]
 ReconstructBatchDep = Annotated[Batch, Depends(_batch_reader(ReconstructRequest))]
 ScoreBatchDep = Annotated[Batch, Depends(_score_batch)]
+
+
+def get_jobs(request: Request) -> JobBackend:
+    jobs: JobBackend = request.app.state.jobs
+    return jobs
+
+
+def get_datasets(request: Request) -> DatasetStore:
+    datasets: DatasetStore = request.app.state.datasets
+    return datasets
+
+
+JobsDep = Annotated[JobBackend, Depends(get_jobs)]
+DatasetsDep = Annotated[DatasetStore, Depends(get_datasets)]

@@ -8,9 +8,8 @@ from fastapi import APIRouter, UploadFile
 
 from core.datasets import DatasetInfo
 from core.errors import Conflict
-from service.http.deps import AdminKey
+from service.http.deps import AdminKey, DatasetsDep, JobsDep
 from service.http.schemas import ErrorResponse
-from service.jobs.deps import DatasetsDep, JobsDep
 from service.jobs.schemas import DatasetResponse
 
 router = APIRouter(prefix="/datasets", tags=["training"])

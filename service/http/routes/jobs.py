@@ -8,9 +8,8 @@ from fastapi import APIRouter, Header, Query, Response
 from starlette.responses import StreamingResponse
 
 from core.jobs.records import JobRecord
-from service.http.deps import AdminKey, RepositoryDep
+from service.http.deps import AdminKey, DatasetsDep, JobsDep, RepositoryDep
 from service.http.schemas import ErrorResponse
-from service.jobs.deps import DatasetsDep, JobsDep
 from service.jobs.events import job_events
 from service.jobs.schemas import JobList, TrainRequest, TrainResponse
 from service.jobs.submission import submit
