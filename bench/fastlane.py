@@ -66,6 +66,8 @@ def _request(body: bytes) -> Callable[[ASGIApp], Awaitable[None]]:
             "headers": headers,
             "client": ("127.0.0.1", 1),
             "server": ("127.0.0.1", 80),
+            # Starlette sets it on the way in; the lane alone is called past that point.
+            "app": getattr(app, "fastapi", app),
         }
         await app(scope, receive, send)
         if sent[0]["status"] != 200:
