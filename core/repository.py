@@ -154,9 +154,14 @@ class ModelRepository:
         return len(stale)
 
     @contextlib.contextmanager
-    def _locked(self, name: str) -> Iterator[Path]:
-        model_dir = self.root / check_name(name)
-        model_dir.mkdir(parents=True, exist_ok=True)
+    def _locked(self, name: str, *, create: bool = False) -> Iterator[Path]:
+        """Hold the model's lock; only publishing creates a model (a lookup that fails must not
+        leave a folder behind, or a 404 would add a model to the listing)."""
+        if create:
+            model_dir = self.root / check_name(name)
+            model_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            model_dir = self.model_dir(name)
         with (model_dir / _LOCK).open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
@@ -180,7 +185,7 @@ class ModelRepository:
         }
         for file_name in files:
             _fsync_file(staging_dir / file_name)
-        with self._locked(name) as model_dir:
+        with self._locked(name, create=True) as model_dir:
             high_water = model_dir / _HIGH_WATER
             last = int(high_water.read_text()) if high_water.is_file() else 0
             version = max([last, *self.versions(name)]) + 1
@@ -201,8 +206,13 @@ class ModelRepository:
         return version
 
     def promote(self, name: str, version: int) -> None:
-        self.version_dir(name, version)
+        """Point `active` at a version whose files match their checksums, and only then.
+
+        `CorruptVersion` (naming the file) leaves the pointer where it was: a restart must never
+        find `active` on a version that cannot load. Loading it (the graphs) is the caller's part.
+        """
         with self._locked(name) as model_dir:
+            self.verify(name, version)
             _write_atomically(model_dir / ACTIVE, f"{version}\n".encode())
 
     def delete(self, name: str, version: int) -> None:

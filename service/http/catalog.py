@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import CorruptVersion
+from core.errors import Conflict, CorruptVersion
 from core.manifest import Manifest
 from core.repository import ModelRepository
 from service.http.schemas import (
@@ -61,10 +61,12 @@ def describe_model(repository: ModelRepository, registry: ModelRegistry, name: s
     return ModelDetail(**summary.model_dump(), version_details=details)
 
 
-def promote(
-    repository: ModelRepository, registry: ModelRegistry, name: str, version: int
-) -> PromoteResponse:
-    """Switch the active pointer, then reload here at once; other processes follow on their poll."""
-    repository.promote(name, version)
-    registry.refresh()
+def promote(registry: ModelRegistry, name: str, version: int) -> PromoteResponse:
+    """Verify and load the version, then switch the active pointer and serve it here at once;
+    other processes follow on their poll. A version that fails its checks is a 409 naming the
+    file and the reason, and nothing changes."""
+    try:
+        registry.promote(name, version)
+    except CorruptVersion as exc:
+        raise Conflict(f"{exc.message}; v{version} was not promoted") from exc
     return PromoteResponse(name=name, active_version=version)

@@ -58,6 +58,8 @@ class ModelRegistry:
         self._load_lock = threading.Lock()  # one load at a time: no version is loaded twice
         self._refresh_lock = threading.Lock()
         self._refused: dict[tuple[str, int], CorruptVersion] = {}
+        # Why a model's active version is not served, as of the last refresh (for readiness).
+        self._load_errors: dict[str, str] = {}
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -79,12 +81,20 @@ class ModelRegistry:
         if self.default_model:
             if self.default_model in active:
                 return True, f"the default model {self.default_model!r} is loaded"
+            error = self._load_errors.get(self.default_model)
+            if error is not None:
+                return False, f"the default model {self.default_model!r} cannot be loaded: {error}"
             return False, f"the default model {self.default_model!r} is not loaded yet"
         unloaded = self._unloaded
         if unloaded is None:
             return False, "the model repository has not been read yet"
         if unloaded:
-            return False, f"model(s) not loaded yet: {', '.join(unloaded)}"
+            errors = self._load_errors
+            reasons = [errors[name] for name in unloaded if name in errors]
+            pending = [name for name in unloaded if name not in errors]
+            if pending:
+                reasons.append(f"model(s) not loaded yet: {', '.join(pending)}")
+            return False, "; ".join(reasons)
         if not active:
             if not self._names:
                 return True, "the model repository has no models yet"
@@ -214,6 +224,40 @@ class ModelRegistry:
         with self._cache_lock:
             self._cache.pop(key, None)
 
+    # -- promoting -----------------------------------------------------------------------------
+
+    def promote(self, name: str, version: int) -> ModelRuntime:
+        """Verify, then point, then serve: `version` is loaded (or, if cached, its files are
+        re-hashed) before `active` moves, and this process serves it when this returns.
+
+        `CorruptVersion` naming the file leaves `active` and what is served as they were.
+        """
+        key = (name, version)
+        serving = self._active.get(name)
+        if serving is not None and serving.version == version:
+            runtime = serving
+        else:
+            self._refused.pop(key, None)  # an operator may have put the files right since
+            runtime = self._cached_or_load(name, version, check_exists=True)
+        try:
+            self.repository.promote(name, version)  # re-hashes every file under the model's lock
+        except CorruptVersion as exc:
+            self._evict(key)  # a cached runtime whose files changed on disk is not kept
+            self._refused[key] = exc
+            logger.error("refused to promote %s", exc.message)
+            raise
+        with self._refresh_lock:
+            current = self._active
+            previous = current.get(name)
+            if previous is not runtime:
+                self._evict(key)
+                if previous is not None:
+                    self._remember(previous)
+                self._active = {**current, name: runtime}
+                logger.info("model %r: v%d promoted", name, version)
+        self.refresh()  # names, readiness and any other model, as a poll would
+        return runtime
+
     # -- reloading ------------------------------------------------------------------------------
 
     def load_all(self) -> None:
@@ -236,8 +280,9 @@ class ModelRegistry:
             names = tuple(self.repository.names())
             updated: dict[str, ModelRuntime] = {}
             unloaded: list[str] = []
+            errors: dict[str, str] = {}
             for name in names:
-                runtime = self._follow(name, current.get(name))
+                runtime = self._follow(name, current.get(name), errors)
                 if runtime is not None:
                     updated[name] = runtime
                 elif self._has_active_version(name):
@@ -246,17 +291,22 @@ class ModelRegistry:
                 logger.info("model %r is gone from the repository; unloaded", name)
             self._names = names
             self._unloaded = tuple(unloaded)
+            self._load_errors = errors
             self._active = updated  # the swap: one atomic rebinding
             self._purge_cache(names)
 
-    def _follow(self, name: str, serving: ModelRuntime | None) -> ModelRuntime | None:
-        """What `name` serves next: its active version, or `serving` if that cannot be loaded."""
+    def _follow(
+        self, name: str, serving: ModelRuntime | None, errors: dict[str, str]
+    ) -> ModelRuntime | None:
+        """What `name` serves next: its active version, or `serving` if that cannot be loaded
+        (why goes into `errors`)."""
         try:
             version = self.repository.active_version(name)
         except NotFound:  # deleted while we were looking
             return None
         except (OSError, ValueError) as exc:
             logger.error("cannot read the active version of model %r: %s", name, exc)
+            errors[name] = f"its active pointer cannot be read: {exc}"
             return serving
         if version is None or (serving is not None and serving.version == version):
             return serving
@@ -264,6 +314,7 @@ class ModelRegistry:
         try:
             runtime = self._cached_or_load(name, version, check_exists=False)
         except (CorruptVersion, NotFound) as exc:
+            errors[name] = exc.message
             if serving is not None and not known_bad:
                 logger.warning(
                     "model %r keeps serving v%d: v%d cannot be loaded (%s)",

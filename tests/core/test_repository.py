@@ -197,3 +197,24 @@ def test_a_staging_folder_with_an_invalid_manifest_is_not_published(tmp_path: Pa
         with pytest.raises(CorruptVersion, match=r"manifest\.json: latent_dim: Input should be"):
             repository.publish("m", staging)
     assert repository.names() == []
+
+
+def test_promote_re_hashes_the_files_before_it_moves_the_pointer(tmp_path: Path):
+    repository = ModelRepository(tmp_path)
+    publish(repository)
+    publish(repository)
+    (repository.version_dir("m", 2) / "autoencoder.onnx").write_bytes(b"weightz")
+    with pytest.raises(CorruptVersion, match=r"autoencoder\.onnx does not match its sha256"):
+        repository.promote("m", 2)
+    assert repository.active_version("m") == 1
+
+
+def test_a_lookup_of_an_unknown_model_leaves_no_folder(tmp_path: Path):
+    repository = ModelRepository(tmp_path)
+    publish(repository)
+    with pytest.raises(ModelNotFound, match="model 'ghost' not found"):
+        repository.delete("ghost", 1)
+    with pytest.raises(ModelNotFound, match="model 'ghost' not found"):
+        repository.promote("ghost", 1)
+    assert repository.names() == ["m"]
+    assert not (tmp_path / "ghost").exists()

@@ -51,11 +51,11 @@ def get_version(name: str, repository: RepositoryDep, version: int = VersionPath
     responses=_ERRORS,
     dependencies=[AdminKey],
 )
-async def promote(
-    name: str, repository: RepositoryDep, registry: RegistryDep, version: int = VersionPath
-) -> PromoteResponse:
-    """Make this version active; every server process switches within the reload interval."""
-    return await run_in_threadpool(catalog.promote, repository, registry, name, version)
+async def promote(name: str, registry: RegistryDep, version: int = VersionPath) -> PromoteResponse:
+    """Verify and load this version, then make it active: this process serves it when the answer
+    comes, every other within the reload interval. 409 (naming the file) for a version whose files
+    fail their checksums or cannot be loaded; nothing changes then."""
+    return await run_in_threadpool(catalog.promote, registry, name, version)
 
 
 @router.delete(

@@ -98,7 +98,10 @@ def test_ready_once_every_active_version_is_loaded(
     registry = make_registry()
     assert registry.readiness() == (True, "2 model(s) loaded: other, tiny")
     corrupt(repository, "other", 1)
-    assert make_registry().readiness() == (False, "model(s) not loaded yet: other")
+    assert make_registry().readiness() == (
+        False,
+        "model 'other' v1: decoder.onnx does not match its sha256 checksum",
+    )
 
 
 def test_a_missing_default_model_is_not_ready(
@@ -235,7 +238,10 @@ def test_a_model_whose_only_version_is_corrupt_is_not_served(
 ) -> None:
     corrupt(repository, "tiny", 1)
     registry = make_registry()
-    assert registry.readiness() == (False, "model(s) not loaded yet: tiny")
+    assert registry.readiness() == (
+        False,
+        "model 'tiny' v1: decoder.onnx does not match its sha256 checksum",
+    )
     assert registry.loaded() == []
     with pytest.raises(CorruptVersion, match="does not match its sha256 checksum"):
         registry.get()

@@ -63,7 +63,9 @@ def test_not_ready_while_an_active_version_is_not_loaded(tmp_path: Path):
     with TestClient(create_app(Settings(model_repository=repository.root))) as client:
         response = client.get("/readyz")
         assert response.status_code == 503
-        assert response.json() == {"detail": "model(s) not loaded yet: bad"}
+        assert response.json() == {
+            "detail": "model 'bad' v1: decoder.onnx does not match its sha256 checksum"
+        }
 
 
 def test_a_configured_default_model_must_be_loaded(tmp_path: Path):
@@ -143,3 +145,19 @@ def test_an_unexpected_failure_is_a_json_500_and_is_counted(
         'aeserve_requests_total{method="POST",model="tiny",route="/score",status="500",version="1"} 1.0'
         in client.get("/metrics").text
     )
+
+
+def test_readiness_says_why_the_default_model_is_not_served(tmp_path: Path):
+    repository = ModelRepository(tmp_path / "refused")
+    publish_tiny_model(repository, "other")
+    publish_tiny_model(repository, "tiny", seed=1)
+    onnx = repository.version_dir("tiny", 1) / "decoder.onnx"
+    onnx.write_bytes(onnx.read_bytes() + b"\0")
+    settings = Settings(model_repository=repository.root, default_model="tiny")
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json() == {
+            "detail": "the default model 'tiny' cannot be loaded: "
+            "model 'tiny' v1: decoder.onnx does not match its sha256 checksum"
+        }

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from core.manifest import MANIFEST, Manifest
-from core.repository import ModelRepository
+from core.repository import ModelRepository, sha256_of
+from core.settings import Settings
+from service.http.app import create_app
 from tests.tiny_model import publish_tiny_model
 
 ROW = [0.1, 0.2, 0.3, 0.4]
@@ -140,3 +143,88 @@ def test_a_version_with_a_corrupt_manifest_is_listed_without_its_details(
     assert response.json()["detail"] == (
         f"version folder {str(path.parent)!r}: manifest.json: loss: Input should be 'mse' or 'bce'"
     )
+
+
+def flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_promote_refuses_a_version_whose_files_fail_their_checksum(
+    client: TestClient, settings: Settings, repository: ModelRepository, auth
+):
+    publish_tiny_model(repository, "tiny", seed=1, promote=False)
+    flip_a_byte(repository.version_dir("tiny", 2) / "autoencoder.onnx")
+    response = client.post("/models/tiny/versions/2/promote", headers=auth)
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": "model 'tiny' v2: autoencoder.onnx does not match its sha256 checksum; "
+        "v2 was not promoted"
+    }
+    assert repository.active_version("tiny") == 1
+    listed = client.get("/models").json()["models"][0]
+    assert (listed["active_version"], listed["loaded_version"]) == (1, 1)
+    # The next start finds a pointer it can serve.
+    with TestClient(create_app(settings)) as restarted:
+        assert restarted.get("/readyz").status_code == 200
+        scored = restarted.post("/score", json={"vectors": [ROW]}).json()
+        assert scored["model"] == {"name": "tiny", "version": 1}
+
+
+def test_promote_re_hashes_a_version_loaded_before_its_files_changed(
+    client: TestClient, repository: ModelRepository, auth
+):
+    publish_tiny_model(repository, "tiny", seed=1, promote=False)
+    pinned = client.post("/score?version=2", json={"vectors": [ROW]})
+    assert pinned.json()["model"] == {"name": "tiny", "version": 2}  # now cached in memory
+    flip_a_byte(repository.version_dir("tiny", 2) / "encoder.onnx")
+    response = client.post("/models/tiny/versions/2/promote", headers=auth)
+    assert response.status_code == 409
+    assert "encoder.onnx does not match its sha256 checksum" in response.json()["detail"]
+    assert repository.active_version("tiny") == 1
+    scored = client.post("/score", json={"vectors": [ROW]}).json()
+    assert scored["model"] == {"name": "tiny", "version": 1}
+
+
+def test_promote_refuses_a_version_that_does_not_load(
+    client: TestClient, repository: ModelRepository, auth
+):
+    publish_tiny_model(repository, "tiny", seed=1, promote=False)
+    folder = repository.version_dir("tiny", 2)
+    (folder / "decoder.onnx").write_bytes(b"not an onnx graph")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["files"]["decoder.onnx"] = sha256_of(folder / "decoder.onnx")  # checksums agree
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    response = client.post("/models/tiny/versions/2/promote", headers=auth)
+    assert response.status_code == 409
+    assert response.json()["detail"].startswith("model 'tiny' v2: decoder.onnx cannot be loaded")
+    assert response.json()["detail"].endswith("; v2 was not promoted")
+    assert repository.active_version("tiny") == 1
+
+
+def test_after_promote_this_process_serves_what_models_says(
+    client: TestClient, repository: ModelRepository, auth
+):
+    publish_tiny_model(repository, "tiny", seed=1, promote=False)
+    client.post("/score?version=2", json={"vectors": [ROW]})  # cached before it is promoted
+    assert client.post("/models/tiny/versions/2/promote", headers=auth).status_code == 200
+    listed = client.get("/models").json()["models"][0]
+    assert (listed["active_version"], listed["loaded_version"]) == (2, 2)
+    assert client.post("/models/tiny/versions/1/promote", headers=auth).status_code == 200
+    listed = client.get("/models").json()["models"][0]
+    assert (listed["active_version"], listed["loaded_version"]) == (1, 1)
+
+
+def test_promote_or_delete_of_an_unknown_model_creates_nothing(
+    client: TestClient, repository: ModelRepository, auth
+):
+    for method, path in (
+        ("DELETE", "/models/ghost/versions/1"),
+        ("POST", "/models/ghost/versions/1/promote"),
+    ):
+        response = client.request(method, path, headers=auth)
+        assert response.status_code == 404
+        assert response.json() == {"detail": "model 'ghost' not found"}
+    assert not (repository.root / "ghost").exists()
+    assert [m["name"] for m in client.get("/models").json()["models"]] == ["tiny"]
