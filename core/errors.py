@@ -12,6 +12,11 @@ class AeserveError(Exception):
         super().__init__(message)
         self.message = message
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Response headers that go with the status (e.g. `Retry-After`)."""
+        return {}
+
 
 class InvalidInput(AeserveError):
     """The request's data cannot be used (wrong shape, non-finite values, too many rows)."""
@@ -47,6 +52,11 @@ class Conflict(AeserveError):
     status_code = 409
 
 
+class GraphUnavailable(Conflict):
+    """The version has no such graph: an imported autoencoder without a separable code output
+    has no encoder or decoder, so /encode and /decode cannot answer for it."""
+
+
 class Unauthorized(AeserveError):
     status_code = 401
 
@@ -65,6 +75,26 @@ class NotAcceptable(AeserveError):
 
 class NotReady(AeserveError):
     status_code = 503
+
+
+class Overloaded(AeserveError):
+    """More work is waiting than the server takes on: come back after `retry_after_s`."""
+
+    status_code = 503
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class DeadlineExceeded(AeserveError):
+    """The request was not answered within the server's deadline; its work was dropped."""
+
+    status_code = 504
 
 
 class CorruptVersion(AeserveError):

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     """Most threads per model version running merged batches. Another starts only while all are
     busy and half of `max_batch_rows` is waiting, so large requests use spare cores and small
     ones keep being merged."""
+    max_queued_rows: int | None = Field(default=2048, ge=1)
+    """Most rows waiting per model version for the batcher; a request beyond it gets 503 with
+    `Retry-After` at once instead of a place in a queue that only grows (unset: no bound). A
+    request that finds nothing waiting is taken whatever its size."""
+    request_timeout_s: float | None = Field(default=10.0, gt=0)
+    """Deadline of an inference request once its rows are queued: past it the client gets 504
+    and its rows leave the queue if they have not started (unset: no deadline)."""
     cpu_mem_arena: bool = True
     """onnxruntime's CPU memory arena: buffers are reused between runs instead of reallocated."""
     mem_pattern: bool = True

@@ -16,10 +16,17 @@ from service.http.encoding import dump_json
 log = logging.getLogger("aeserve.errors")
 
 
-def error_response(request: Request, status: int, message: str) -> Response:
+def error_response(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
     key = "error" if request.url.path.startswith("/v2") else "detail"
     status = 400 if key == "error" and status == 422 else status
-    return Response(dump_json({key: message}), status_code=status, media_type="application/json")
+    return Response(
+        dump_json({key: message}),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 def invalid_json_message(document: str | bytes) -> str:
@@ -48,9 +55,9 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 async def on_aeserve_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AeserveError)
-    if exc.status_code >= 500 and exc.status_code != 503:
+    if exc.status_code >= 500 and exc.status_code not in (503, 504):  # load, not faults
         log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
-    return error_response(request, exc.status_code, exc.message)
+    return error_response(request, exc.status_code, exc.message, exc.headers)
 
 
 async def on_validation_error(request: Request, exc: Exception) -> Response:

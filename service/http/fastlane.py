@@ -129,7 +129,7 @@ class InferenceFastLane:
         except AeserveError as exc:
             # Rendered here: FastAPI's exception middleware is inside, not around, the lane.
             # Anything else propagates to the server-error middleware, as from a route.
-            response = error_response(Request(scope), exc.status_code, exc.message)
+            response = error_response(Request(scope), exc.status_code, exc.message, exc.headers)
         if response is not None:  # None: the client left before sending its body
             await response(scope, receive, send)
 

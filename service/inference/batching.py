@@ -14,6 +14,14 @@ Workers are plain threads, so inference never blocks the event loop, and results
 with the next request: a version that is swapped out finishes what it has queued and then lets
 its threads go, with nothing to close.
 
+Under overload it sheds rather than queues: past `max_queued_rows` rows waiting, `submit` raises
+`Overloaded` (503 with Retry-After) at once; a request not answered within `timeout_s` gets
+`DeadlineExceeded` (504) and leaves the queue if it has not started, so a hung or slow run
+never holds its callers for longer than the deadline. A worker thread survives any exception of
+a run (a `BaseException` ends it only after its batch has its answer and a replacement is
+started), and a merged run that fails for a systemic reason fails its requests once rather
+than being retried request by request.
+
 A waiting worker is woken once per event-loop iteration, by a callback queued behind the ones
 that were ready with the request, not by each request as it arrives. Requests read in the same
 iteration then share a batch, and the worker asks for the GIL when the loop is about to wait for
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 import weakref
@@ -35,6 +44,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from core.errors import DeadlineExceeded, Overloaded
+
+log = logging.getLogger("aeserve.batching")
 
 Arrays = list[np.ndarray[Any, Any]]
 Run = Callable[[Hashable, np.ndarray[Any, Any]], Sequence[np.ndarray[Any, Any]]]
@@ -69,7 +82,8 @@ class DynamicBatcher:
     """Runs `run(key, rows)` for coroutines, merging the rows of concurrent calls with one key.
 
     `submit` must get rows that are already validated: a merged call that fails anyway is retried
-    request by request, so one request's failure never becomes its batch-mates'.
+    request by request, so one request's failure never becomes its batch-mates' (unless the
+    failure is systemic, see `_execute`).
     """
 
     def __init__(
@@ -81,14 +95,23 @@ class DynamicBatcher:
         enabled: bool = True,
         workers: int = 1,
         idle_s: float = 5.0,
+        max_queued_rows: int | None = None,
+        timeout_s: float | None = None,
         name: str = "batcher",
+        label: str = "the model",
     ) -> None:
         self.max_rows = max_rows
+        self.max_queued_rows = max_queued_rows
+        """Most rows waiting to start; more gets `Overloaded` (None: no bound). A request finding
+        the queue empty is taken whatever its size."""
+        self.timeout_s = timeout_s
+        """Deadline of a request from its submission (None: none)."""
         self.workers = workers
         self.max_delay_s = max_delay_s
         self.enabled = enabled
         self.idle_s = idle_s
-        self.name = name
+        self.name = name  # of its threads
+        self.label = label  # in messages
         self._run = run
         self._queue: deque[_Pending] = deque()
         self._ready = threading.Condition(threading.Lock())
@@ -99,20 +122,58 @@ class DynamicBatcher:
         self._waking: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
     async def submit(self, key: Hashable, rows: np.ndarray[Any, Any]) -> Arrays:
-        """The outputs of `run(key, rows)`, for these rows only."""
+        """The outputs of `run(key, rows)`, for these rows only.
+
+        Raises `Overloaded` when too many rows wait already, `DeadlineExceeded` past `timeout_s`.
+        """
         loop = running_loop()
         future: asyncio.Future[Arrays] = loop.create_future()
+        pending = _Pending(key, rows, future, loop)
         with self._ready:
-            self._queue.append(_Pending(key, rows, future, loop))
+            limit = self.max_queued_rows
+            if limit is not None and self._rows_waiting and self._rows_waiting + len(rows) > limit:
+                raise Overloaded(
+                    f"{self.label} has {self._rows_waiting} rows waiting, the limit is {limit}; "
+                    "retry shortly"
+                )
+            self._queue.append(pending)
             self._rows_waiting += len(rows)
             if self._needs_worker():
-                self._threads += 1
-                threading.Thread(target=self._work, name=self.name, daemon=True).start()
+                self._start_worker()
             elif loop not in self._waking:
                 self._waking.add(loop)
                 loop.call_soon(self._wake, loop)
-        # A cancelled caller cancels `future`; the worker then skips or ignores it.
-        return await future
+        if self.timeout_s is None:
+            # A cancelled caller cancels `future`; the worker then skips or ignores it.
+            return await future
+        expiry = loop.call_later(self.timeout_s, self._expire, pending)
+        try:
+            return await future
+        finally:
+            expiry.cancel()
+
+    def _expire(self, pending: _Pending) -> None:
+        """On the event loop, at the deadline: answer 504 and drop the rows if not started."""
+        if pending.future.done():
+            return
+        with self._ready:
+            try:
+                self._queue.remove(pending)
+            except ValueError:  # running (maybe hung): its result will be ignored
+                pass
+            else:
+                self._rows_waiting -= len(pending.rows)
+                # Every worker busy past a deadline (a hung run): one more may serve the rest.
+                if self._queue and self._idle == 0 and self._threads < self.workers:
+                    self._start_worker()
+        pending.future.set_exception(
+            DeadlineExceeded(f"{self.label} gave no answer within {self.timeout_s:g} s")
+        )
+
+    def _start_worker(self) -> None:
+        """Call with `_ready` held."""
+        self._threads += 1
+        threading.Thread(target=self._work, name=self.name, daemon=True).start()
 
     def _wake(self, loop: asyncio.AbstractEventLoop) -> None:
         """Wake a waiting worker for what this loop queued since its last wake-up (a worker that
@@ -140,9 +201,17 @@ class DynamicBatcher:
     # -- the worker thread ------------------------------------------------------------------
 
     def _work(self) -> None:
-        while (batch := self._next_batch()) is not None:
-            if batch:
-                self._execute(batch)
+        try:
+            while (batch := self._next_batch()) is not None:
+                if batch:
+                    self._execute(batch)
+        except BaseException:
+            # Its batch has its answer (see `_execute`); the queue must not be left unserved.
+            with self._ready:
+                self._threads -= 1
+                if self._queue:
+                    self._start_worker()
+            raise
 
     def _next_batch(self) -> list[_Pending] | None:
         """The next requests to run together; [] if all were cancelled, None to exit."""
@@ -175,7 +244,7 @@ class DynamicBatcher:
         while self._queue:
             pending = self._queue.popleft()
             self._rows_waiting -= len(pending.rows)
-            if not pending.future.cancelled():
+            if not pending.future.done():  # not cancelled nor past its deadline
                 return [pending]
         return []
 
@@ -189,7 +258,7 @@ class DynamicBatcher:
         rows = 0
         full = False
         for pending in self._queue:
-            if pending.future.cancelled():  # its client is gone: no point computing it
+            if pending.future.done():  # its client is gone or timed out: no point computing it
                 continue
             n = len(pending.rows)
             if not full and pending.key == key and (not taken or rows + n <= self.max_rows):
@@ -203,25 +272,56 @@ class DynamicBatcher:
         return taken
 
     def _execute(self, batch: list[_Pending]) -> None:
-        key = batch[0].key
         try:
-            if len(batch) == 1:
-                results: list[Arrays | BaseException] = [list(self._run(key, batch[0].rows))]
-            else:
-                outputs = self._run(key, np.concatenate([p.rows for p in batch]))
-                results = []
-                start = 0
-                for pending in batch:
-                    stop = start + len(pending.rows)
-                    results.append([output[start:stop] for output in outputs])
-                    start = stop
+            results: list[Arrays | BaseException] = self._results(batch)
         except Exception as exc:
-            if len(batch) > 1:  # find whose rows fail: each request gets its own outcome
-                for pending in batch:
-                    self._execute([pending])
+            if len(batch) > 1 and not isinstance(exc, MemoryError):
+                self._retry_alone(batch, exc)
                 return
-            results = [exc]
+            results = [exc] * len(batch)
+        except BaseException as exc:  # SystemExit and the like: answer, then let the thread go
+            _deliver(batch, [_failure(exc)] * len(batch))
+            raise
         _deliver(batch, results)
+
+    def _results(self, batch: list[_Pending]) -> list[Arrays | BaseException]:
+        key = batch[0].key
+        if len(batch) == 1:
+            return [list(self._run(key, batch[0].rows))]
+        outputs = self._run(key, np.concatenate([p.rows for p in batch]))
+        results: list[Arrays | BaseException] = []
+        start = 0
+        for pending in batch:
+            stop = start + len(pending.rows)
+            results.append([output[start:stop] for output in outputs])
+            start = stop
+        return results
+
+    def _retry_alone(self, batch: list[_Pending], merged: Exception) -> None:
+        """Find whose rows fail: each request gets its own outcome. Once two requests have failed
+        alone the way the whole batch did, the fault is not theirs (out of memory, a broken
+        session): the rest get that error without a run each."""
+        same = 0
+        for i, pending in enumerate(batch):
+            if same >= 2:
+                log.error("%s: a merged run failed for every request: %r", self.label, merged)
+                _deliver(batch[i:], [merged] * (len(batch) - i))
+                return
+            try:
+                result: Arrays | BaseException = self._results([pending])[0]
+            except Exception as exc:
+                result = exc
+                same += type(exc) is type(merged) and str(exc) == str(merged)
+            except BaseException as exc:
+                _deliver(batch[i:], [_failure(exc)] * (len(batch) - i))
+                raise
+            _deliver([pending], [result])
+
+
+def _failure(exc: BaseException) -> Exception:
+    """What a caller gets for a run that raised `exc`: never a BaseException, which would
+    stop the event loop that settles it."""
+    return exc if isinstance(exc, Exception) else RuntimeError(f"inference failed: {exc!r}")
 
 
 def _deliver(batch: list[_Pending], results: list[Arrays | BaseException]) -> None:

@@ -47,6 +47,8 @@ class RuntimeOptions:
     max_batch_rows: int = 256
     max_queue_delay_us: int = 0
     batch_workers: int = 2
+    max_queued_rows: int | None = 2048
+    request_timeout_s: float | None = 10.0
     cpu_mem_arena: bool = True
     mem_pattern: bool = True
 
@@ -62,6 +64,8 @@ class RuntimeOptions:
             max_batch_rows=settings.max_batch_rows,
             max_queue_delay_us=settings.max_queue_delay_us,
             batch_workers=settings.batch_workers,
+            max_queued_rows=settings.max_queued_rows,
+            request_timeout_s=settings.request_timeout_s,
             cpu_mem_arena=settings.cpu_mem_arena,
             mem_pattern=settings.mem_pattern,
         )

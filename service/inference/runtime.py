@@ -78,7 +78,10 @@ class ModelRuntime:
             max_delay_s=options.max_queue_delay_us / 1e6,
             enabled=options.dynamic_batching,
             workers=options.batch_workers,
+            max_queued_rows=options.max_queued_rows,
+            timeout_s=options.request_timeout_s,
             name=f"aeserve-batcher-{self.name}-v{self.version}",
+            label=self.label,
         )
 
     def __repr__(self) -> str:
@@ -95,36 +98,6 @@ class ModelRuntime:
         return check_batch(
             z, self.latent_dim, self.options.max_batch, self.label, " (its latent dimension)"
         )
-
-    # -- inference ---------------------------------------------------------------------------
-
-    def encode(self, x: npt.ArrayLike) -> FloatArray:
-        """n × d → n × k codes z = f(x)."""
-        (codes,) = self._run("encoder", ["codes"], {"x": self.check_vectors(x)})
-        return codes
-
-    def decode(self, z: npt.ArrayLike) -> FloatArray:
-        """n × k codes → n × d reconstructions g(z), in the input's units."""
-        (reconstructions,) = self._run(
-            "decoder", ["reconstructions"], {"codes": self.check_codes(z)}
-        )
-        return reconstructions
-
-    def reconstruct(self, x: npt.ArrayLike) -> FloatArray:
-        """n × d → n × d reconstructions g(f(x)), in one session run."""
-        (reconstructions,) = self._run(
-            "autoencoder", ["reconstructions"], {"x": self.check_vectors(x)}
-        )
-        return reconstructions
-
-    def score(
-        self, x: npt.ArrayLike, threshold: float | None = None, explain: bool = False
-    ) -> ScoreResult:
-        """Anomaly scores, flags against `threshold` (default: the calibrated one), p-values."""
-        threshold = self._threshold(threshold)
-        outputs = ["scores", "feature_errors"] if explain else ["scores"]
-        results = self._run("autoencoder", outputs, {"x": self.check_vectors(x)})
-        return self._score_result(results, threshold)
 
     def _threshold(self, threshold: float | None) -> float:
         if threshold is None:
@@ -144,13 +117,6 @@ class ModelRuntime:
             p_values=((1.0 + at_least) / (n_cal + 1.0)).astype(np.float64),
             feature_errors=results[1] if len(results) > 1 else None,
         )
-
-    def infer(
-        self, graph: str, inputs: dict[str, np.ndarray[Any, Any]], outputs: list[str]
-    ) -> dict[str, np.ndarray[Any, Any]]:
-        """Run one graph by tensor names (for the Open Inference Protocol); [] means all outputs."""
-        wanted, feeds = self._plan(graph, inputs, outputs)
-        return dict(zip(wanted, self._run(graph, wanted, feeds), strict=True))
 
     def _plan(
         self, graph: str, inputs: dict[str, np.ndarray[Any, Any]], outputs: list[str]
@@ -184,21 +150,23 @@ class ModelRuntime:
         results: list[FloatArray] = self._sessions[graph].run(outputs, feeds)
         return results
 
-    # -- the same, batched with concurrent requests ----------------------------------------------
+    # -- inference, batched with concurrent requests --------------------------------------------
 
     async def encode_async(self, x: npt.ArrayLike) -> FloatArray:
-        """`encode`, merged with concurrent requests into one session run off the event loop."""
+        """n × d → n × k codes z = f(x), merged with concurrent requests into one session run
+        off the event loop."""
         (codes,) = await self._batcher.submit(("encoder", ("codes",)), self.check_vectors(x))
         return codes
 
     async def decode_async(self, z: npt.ArrayLike) -> FloatArray:
-        """`decode`, batched like `encode_async`."""
+        """n × k codes → n × d reconstructions g(z), in the input's units; batched like
+        `encode_async`."""
         key = ("decoder", ("reconstructions",))
         (reconstructions,) = await self._batcher.submit(key, self.check_codes(z))
         return reconstructions
 
     async def reconstruct_async(self, x: npt.ArrayLike) -> FloatArray:
-        """`reconstruct`, batched like `encode_async`."""
+        """n × d → n × d reconstructions g(f(x)), in one graph; batched like `encode_async`."""
         key = ("autoencoder", ("reconstructions",))
         (reconstructions,) = await self._batcher.submit(key, self.check_vectors(x))
         return reconstructions
@@ -206,7 +174,8 @@ class ModelRuntime:
     async def score_async(
         self, x: npt.ArrayLike, threshold: float | None = None, explain: bool = False
     ) -> ScoreResult:
-        """`score`, batched like `encode_async`; thresholds and p-values stay per request."""
+        """Anomaly scores, flags against `threshold` (default: the calibrated one) and p-values,
+        per request; the graph runs batched like `encode_async`."""
         threshold = self._threshold(threshold)
         key = ("autoencoder", ("scores", "feature_errors") if explain else ("scores",))
         results = await self._batcher.submit(key, self.check_vectors(x))
@@ -215,7 +184,8 @@ class ModelRuntime:
     async def infer_async(
         self, graph: str, inputs: dict[str, np.ndarray[Any, Any]], outputs: list[str]
     ) -> dict[str, np.ndarray[Any, Any]]:
-        """`infer`, batched like `encode_async` (each graph has exactly one input)."""
+        """Run one graph by tensor names (the Open Inference Protocol); [] means all outputs.
+        Batched like `encode_async` (each graph has exactly one input)."""
         wanted, feeds = self._plan(graph, inputs, outputs)
         (rows,) = feeds.values()
         results = await self._batcher.submit((graph, tuple(wanted)), rows)
