@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import threading
@@ -147,7 +148,9 @@ def test_a_version_that_is_not_active_loads_on_demand(
     assert registry.get("tiny") is active
     x = sample_vectors(second.manifest, 3)
     np.testing.assert_allclose(
-        second.score(x).scores, reference_outputs(second.manifest, x)["scores"], rtol=1e-5
+        asyncio.run(second.score_async(x)).scores,
+        reference_outputs(second.manifest, x)["scores"],
+        rtol=1e-5,
     )
 
 
@@ -285,7 +288,7 @@ def test_requests_never_fail_while_a_new_version_is_swapped_in(
         try:
             while after_swap < 20 and not done.is_set():
                 runtime = registry.get()
-                answers.append((runtime.version, runtime.score(x).scores))
+                answers.append((runtime.version, asyncio.run(runtime.score_async(x)).scores))
                 after_swap += swapped.is_set()
         except BaseException as exc:
             errors.append(exc)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -74,9 +75,9 @@ def test_encode_decode_reconstruct_match_numpy(
     x = sample_vectors(manifest, 9)
     expected = reference_outputs(manifest, x)
 
-    codes = runtime.encode(x)
-    reconstructions = runtime.reconstruct(x)
-    decoded = runtime.decode(codes)
+    codes = asyncio.run(runtime.encode_async(x))
+    reconstructions = asyncio.run(runtime.reconstruct_async(x))
+    decoded = asyncio.run(runtime.decode_async(codes))
 
     assert codes.shape == (9, 2) and codes.dtype == np.float32
     assert reconstructions.shape == (9, 4) and reconstructions.dtype == np.float32
@@ -92,7 +93,7 @@ def test_score_matches_numpy(variant: tuple[ModelRuntime, Manifest]) -> None:
     x[0] = anomalous_vector(manifest)
     expected = reference_outputs(manifest, x)
 
-    result = runtime.score(x, explain=True)
+    result = asyncio.run(runtime.score_async(x, explain=True))
 
     assert result.scores.shape == (9,) and result.scores.dtype == np.float32
     assert result.feature_errors is not None and result.feature_errors.shape == (9, 4)
@@ -112,7 +113,7 @@ def test_p_values_follow_the_conformal_formula(
     x = sample_vectors(manifest, 16, seed=3)
     x[0] = anomalous_vector(manifest)
 
-    result = runtime.score(x)
+    result = asyncio.run(runtime.score_async(x))
 
     n_cal = calibration.size
     at_least = (calibration[None, :] >= result.scores[:, None]).sum(axis=1)
@@ -127,10 +128,10 @@ def test_threshold_override_changes_anomalies_only(
     runtime: ModelRuntime, tiny_model: Manifest
 ) -> None:
     x = sample_vectors(tiny_model, 12)
-    default = runtime.score(x)
+    default = asyncio.run(runtime.score_async(x))
     threshold = float(np.median(default.scores))
 
-    override = runtime.score(x, threshold=threshold)
+    override = asyncio.run(runtime.score_async(x, threshold=threshold))
 
     assert override.threshold == threshold != default.threshold
     np.testing.assert_array_equal(override.scores, default.scores)
@@ -150,17 +151,25 @@ def test_score_fetches_only_the_outputs_it_needs(runtime: ModelRuntime) -> None:
             return session.run(outputs, feeds)
 
     runtime._sessions["autoencoder"] = Recording()  # type: ignore[assignment]
-    runtime.score(np.zeros((2, 4)))
-    runtime.score(np.zeros((2, 4)), explain=True)
-    runtime.reconstruct(np.zeros((2, 4)))
+    asyncio.run(runtime.score_async(np.zeros((2, 4))))
+    asyncio.run(runtime.score_async(np.zeros((2, 4)), explain=True))
+    asyncio.run(runtime.reconstruct_async(np.zeros((2, 4))))
     assert calls == [["scores"], ["scores", "feature_errors"], ["reconstructions"]]
 
 
 def test_lists_and_single_vectors_are_batches(runtime: ModelRuntime) -> None:
     rows = [[0.5, 1.0, -1.0, 2.0], [1, 2, 3, 4]]
-    np.testing.assert_array_equal(runtime.encode(rows), runtime.encode(np.array(rows)))
-    np.testing.assert_array_equal(runtime.encode(rows[0]), runtime.encode(np.array(rows[:1])))
-    np.testing.assert_array_equal(runtime.encode(np.array(rows[0])), runtime.encode(rows[:1]))
+    np.testing.assert_array_equal(
+        asyncio.run(runtime.encode_async(rows)), asyncio.run(runtime.encode_async(np.array(rows)))
+    )
+    np.testing.assert_array_equal(
+        asyncio.run(runtime.encode_async(rows[0])),
+        asyncio.run(runtime.encode_async(np.array(rows[:1]))),
+    )
+    np.testing.assert_array_equal(
+        asyncio.run(runtime.encode_async(np.array(rows[0]))),
+        asyncio.run(runtime.encode_async(rows[:1])),
+    )
 
 
 def test_check_vectors_gives_c_contiguous_float32(runtime: ModelRuntime) -> None:
@@ -210,12 +219,12 @@ VECTOR_ERRORS: list[tuple[Any, str]] = [
 
 
 @pytest.mark.parametrize(("vectors", "message"), VECTOR_ERRORS)
-@pytest.mark.parametrize("method", ["check_vectors", "encode", "reconstruct", "score"])
+@pytest.mark.parametrize("method", ["encode_async", "reconstruct_async", "score_async"])
 def test_bad_vectors_are_refused_with_the_row_and_dimension(
     runtime: ModelRuntime, method: str, vectors: Any, message: str
 ) -> None:
     with pytest.raises(InvalidInput) as caught:
-        getattr(runtime, method)(vectors)
+        asyncio.run(getattr(runtime, method)(vectors))
     assert caught.value.message == message
     assert caught.value.status_code == 422
 
@@ -229,19 +238,16 @@ CODE_ERRORS: list[tuple[Any, str]] = [
 
 
 @pytest.mark.parametrize(("codes", "message"), CODE_ERRORS)
-@pytest.mark.parametrize("method", ["check_codes", "decode"])
-def test_bad_codes_are_refused(
-    runtime: ModelRuntime, method: str, codes: Any, message: str
-) -> None:
+def test_bad_codes_are_refused(runtime: ModelRuntime, codes: Any, message: str) -> None:
     with pytest.raises(InvalidInput) as caught:
-        getattr(runtime, method)(codes)
+        asyncio.run(runtime.decode_async(codes))
     assert caught.value.message == message
 
 
 @pytest.mark.parametrize("threshold", [float("nan"), float("inf")])
 def test_a_non_finite_threshold_is_refused(runtime: ModelRuntime, threshold: float) -> None:
     with pytest.raises(InvalidInput, match=r"^threshold must be a finite number$"):
-        runtime.score(np.zeros((1, 4)), threshold=threshold)
+        asyncio.run(runtime.score_async(np.zeros((1, 4)), threshold=threshold))
 
 
 def test_vectors_from_rows_packs_float32() -> None:
@@ -260,12 +266,14 @@ def test_infer_runs_a_graph_by_tensor_names(runtime: ModelRuntime, tiny_model: M
     x = sample_vectors(tiny_model, 5)
     expected = reference_outputs(tiny_model, x)
 
-    scores = runtime.infer("autoencoder", {"x": x}, ["scores"])
-    everything = runtime.infer("autoencoder", {"x": x}, [])
-    decoded = runtime.infer("decoder", {"codes": everything["codes"]}, ["reconstructions"])
+    scores = asyncio.run(runtime.infer_async("autoencoder", {"x": x}, ["scores"]))
+    everything = asyncio.run(runtime.infer_async("autoencoder", {"x": x}, []))
+    decoded = asyncio.run(
+        runtime.infer_async("decoder", {"codes": everything["codes"]}, ["reconstructions"])
+    )
 
     assert list(scores) == ["scores"]
-    np.testing.assert_array_equal(scores["scores"], runtime.score(x).scores)
+    np.testing.assert_array_equal(scores["scores"], asyncio.run(runtime.score_async(x)).scores)
     assert list(everything) == ["codes", "reconstructions", "scores", "feature_errors"]
     for name, value in everything.items():
         np.testing.assert_allclose(value, expected[name], **TOLERANCE)
@@ -301,7 +309,7 @@ def test_infer_refuses_unknown_names(
     runtime: ModelRuntime, graph: str, inputs: dict[str, Any], outputs: list[str], message: str
 ) -> None:
     with pytest.raises(InvalidInput) as caught:
-        runtime.infer(graph, inputs, outputs)
+        asyncio.run(runtime.infer_async(graph, inputs, outputs))
     assert caught.value.message == message
 
 

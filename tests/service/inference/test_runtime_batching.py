@@ -45,7 +45,7 @@ def test_concurrent_scores_match_unbatched_ones_request_by_request(runtime: Mode
         )
 
     for x, t, result in zip(batches, thresholds, asyncio.run(main()), strict=True):
-        assert_same_scores(result, runtime.score(x, t))
+        assert_same_scores(result, asyncio.run(runtime.score_async(x, t)))
         assert result.feature_errors is None
 
 
@@ -56,7 +56,7 @@ def test_explain_and_plain_scores_can_share_the_queue(runtime: ModelRuntime) -> 
         return await asyncio.gather(*(runtime.score_async(x, explain=i % 2 == 0) for i in range(6)))
 
     for i, result in enumerate(asyncio.run(main())):
-        expected = runtime.score(x, explain=i % 2 == 0)
+        expected = asyncio.run(runtime.score_async(x, explain=i % 2 == 0))
         assert_same_scores(result, expected)
         if expected.feature_errors is None:
             assert result.feature_errors is None
@@ -66,7 +66,7 @@ def test_explain_and_plain_scores_can_share_the_queue(runtime: ModelRuntime) -> 
 
 def test_encode_decode_reconstruct_infer_match_unbatched(runtime: ModelRuntime) -> None:
     xs = [sample_vectors(runtime.manifest, 2, seed=i) for i in range(8)]
-    codes = [runtime.encode(x) for x in xs]
+    codes = [asyncio.run(runtime.encode_async(x)) for x in xs]
 
     async def main() -> list[Any]:
         return await asyncio.gather(
@@ -80,9 +80,13 @@ def test_encode_decode_reconstruct_infer_match_unbatched(runtime: ModelRuntime) 
     encoded, decoded, reconstructed, inferred = (results[i * 8 : (i + 1) * 8] for i in range(4))
     for i, x in enumerate(xs):
         np.testing.assert_allclose(encoded[i], codes[i], **TOLERANCE)
-        np.testing.assert_allclose(decoded[i], runtime.decode(codes[i]), **TOLERANCE)
-        np.testing.assert_allclose(reconstructed[i], runtime.reconstruct(x), **TOLERANCE)
-        expected = runtime.infer("autoencoder", {"x": x}, ["scores", "codes"])
+        np.testing.assert_allclose(
+            decoded[i], asyncio.run(runtime.decode_async(codes[i])), **TOLERANCE
+        )
+        np.testing.assert_allclose(
+            reconstructed[i], asyncio.run(runtime.reconstruct_async(x)), **TOLERANCE
+        )
+        expected = asyncio.run(runtime.infer_async("autoencoder", {"x": x}, ["scores", "codes"]))
         assert list(inferred[i]) == ["scores", "codes"]
         for name in expected:
             np.testing.assert_allclose(inferred[i][name], expected[name], **TOLERANCE)
@@ -102,7 +106,7 @@ def test_a_bad_request_is_refused_alone(runtime: ModelRuntime) -> None:
     assert isinstance(results[1], InvalidInput) and "expects" in results[1].message
     assert isinstance(results[2], InvalidInput) and "finite" in results[2].message
     for x, result in zip(good, results[:1] + results[3:], strict=True):
-        assert_same_scores(result, runtime.score(x))
+        assert_same_scores(result, asyncio.run(runtime.score_async(x)))
 
 
 def test_a_newer_version_gets_its_own_batcher(repository: ModelRepository) -> None:
@@ -118,6 +122,6 @@ def test_a_newer_version_gets_its_own_batcher(repository: ModelRepository) -> No
 
     from_old, from_new = asyncio.run(main())
     assert old._batcher is not new._batcher
-    assert_same_scores(from_old, old.score(x))
-    assert_same_scores(from_new, new.score(x))
+    assert_same_scores(from_old, asyncio.run(old.score_async(x)))
+    assert_same_scores(from_new, asyncio.run(new.score_async(x)))
     assert not np.allclose(from_old.scores, from_new.scores)

@@ -4,6 +4,7 @@ model configuration advertises `dynamic_batching` exactly when it is on."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
@@ -21,7 +22,7 @@ from service.http.app import create_app
 from service.inference.batching import DynamicBatcher
 from service.inference.runtime import ModelRuntime
 from tests.service.v2.conftest import serving
-from tests.tiny_model import sample_vectors
+from tests.tiny_model import reference_outputs, sample_vectors
 
 # Merged runs change only the batch dimension of each matrix product.
 TOLERANCE = {"rtol": 1e-6, "atol": 1e-7}
@@ -121,13 +122,13 @@ def test_infer_equals_the_unbatched_runtime(
     outputs: list[str] | None,
     binary: bool,
 ) -> None:
-    runs = spy(monkeypatch, runtime)
     x = sample_vectors(runtime.manifest, 6, seed=11)
-    rows = x if input_name == "x" else runtime.encode(x)
+    rows = x if input_name == "x" else asyncio.run(runtime.encode_async(x))
+    expected = asyncio.run(runtime.infer_async(graph, {input_name: rows}, outputs or []))
+    runs = spy(monkeypatch, runtime)
     result = triton_client.infer(
         model, [rows_input(input_name, rows, binary)], outputs=requested(outputs)
     )
-    expected = runtime.infer(graph, {input_name: rows}, outputs or [])
     names = [output["name"] for output in result.get_response()["outputs"]]
     assert names == (outputs or list(expected))
     for name in names:
@@ -156,19 +157,21 @@ def test_concurrent_requests_are_merged_and_each_gets_its_own_rows(
         for i, (x, names) in enumerate(zip(batches, asked, strict=True))
     ]
     results = [request.get_result(timeout=60) for request in pending]
+    # Before the reference runs below add theirs.
+    sizes, calls, keys = runs.sizes, len(runs.calls), {key for key, _ in runs.calls}
 
     for x, names, result in zip(batches, asked, results, strict=True):
-        expected = runtime.infer("autoencoder", {"x": x}, names or [])
+        expected = asyncio.run(runtime.infer_async("autoencoder", {"x": x}, names or []))
         assert [output["name"] for output in result.get_response()["outputs"]] == (names or OUTPUTS)
         for name in names or OUTPUTS:
             got = result.as_numpy(name)
             assert got.shape == expected[name].shape
             assert_allclose(got, expected[name], **TOLERANCE)
     # Every row ran exactly once, and requests were merged: fewer runs than requests.
-    assert sum(runs.sizes) == sum(len(x) for x in batches)
-    assert len(runs.calls) < CLIENTS
-    assert max(runs.sizes) > 3
-    assert {key for key, _ in runs.calls} == {
+    assert sum(sizes) == sum(len(x) for x in batches)
+    assert calls < CLIENTS
+    assert max(sizes) > 3
+    assert keys == {
         ("autoencoder", ("codes", "scores")),
         ("autoencoder", tuple(OUTPUTS)),
     }
@@ -202,14 +205,15 @@ def test_a_bad_request_fails_alone(
     assert refused.message() == "row 1, column 2 is NaN; values must be finite numbers"
     assert isinstance(failed, InferenceServerException)
     assert failed.status() == "500"
+    ran = list(runs.calls)  # before the reference runs below add theirs
     for i, (x, answer) in enumerate(zip(batches, answers, strict=True)):
         if i in (3, 8):
             continue
-        expected = runtime.infer("autoencoder", {"x": x}, ["scores"])["scores"]
+        expected = asyncio.run(runtime.infer_async("autoencoder", {"x": x}, ["scores"]))["scores"]
         assert_allclose(answer.as_numpy("scores"), expected, **TOLERANCE)
     # The NaN rows never reached a run; the failing one was merged, then retried alone.
-    assert all(np.isfinite(rows).all() for _, rows in runs.calls)
-    with_failing = [len(rows) for _, rows in runs.calls if (rows == 7.0).all(axis=1).any()]
+    assert all(np.isfinite(rows).all() for _, rows in ran)
+    with_failing = [len(rows) for _, rows in ran if (rows == 7.0).all(axis=1).any()]
     assert with_failing[0] > 1 and with_failing[-1] == 1
 
 
@@ -247,5 +251,6 @@ def test_config_advertises_dynamic_batching_when_on(
         response = client.post("/v2/models/tiny/infer", json=json_body(x))
         assert response.status_code == 200
         scores = next(o for o in response.json()["outputs"] if o["name"] == "scores")
-        unbatched = client.app.state.registry.get("tiny").infer("autoencoder", {"x": x}, [])
-        assert_allclose(scores["data"], unbatched["scores"], **TOLERANCE)
+        runtime = client.app.state.registry.get("tiny")
+        reference = reference_outputs(runtime.manifest, x)
+        assert_allclose(scores["data"], reference["scores"], **TOLERANCE)
