@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -19,15 +18,9 @@ from core.manifest import ExportedManifest, ParityCheck, default_graphs, write_m
 from models.autoencoder import Autoencoder
 from models.graphs import DecoderGraph, EncoderGraph, ScoringGraph
 from models.manifest import OPSET, TORCHSCRIPT, build_manifest, write_calibration
+from models.parity import ATOL, RTOL, compare, compare_outputs
+from models.scaling import Scaling
 from models.training import TrainResult
-
-RTOL = 1e-4
-ATOL = 1e-5
-
-
-class ParityError(RuntimeError):
-    """An exported graph disagrees with the PyTorch model it came from."""
-
 
 GRAPHS = default_graphs()
 
@@ -47,7 +40,7 @@ def export_model(result: TrainResult, directory: Path) -> ExportedManifest:
     save_torchscript(model, directory / TORCHSCRIPT)
 
     max_abs_diff = max(
-        check_parity(graphs, inputs, directory),
+        check_parity(graphs, inputs, directory, scaling, result.config.loss),
         check_torchscript(model, scaling.apply(result.validation_rows), directory / TORCHSCRIPT),
     )
     scores = run_onnx(directory / GRAPHS["autoencoder"].file, inputs["autoencoder"])["scores"]
@@ -105,18 +98,26 @@ def run_onnx(path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def check_parity(
-    graphs: dict[str, nn.Module], inputs: dict[str, np.ndarray], directory: Path
+    graphs: dict[str, nn.Module],
+    inputs: dict[str, np.ndarray],
+    directory: Path,
+    scaling: Scaling,
+    loss: str,
 ) -> float:
-    """Compare each ONNX graph with its PyTorch module; the largest absolute difference seen."""
-    max_abs_diff = 0.0
+    """Compare each ONNX graph with its PyTorch module (models/parity.py); the largest
+    difference seen."""
+    worst = 0.0
     for key, module in graphs.items():
         with torch.no_grad():
             expected = module(torch.from_numpy(inputs[key]))
         expected_arrays = expected if isinstance(expected, tuple) else (expected,)
+        wanted = {
+            name: tensor.numpy()
+            for name, tensor in zip(GRAPHS[key].outputs, expected_arrays, strict=True)
+        }
         actual = run_onnx(directory / GRAPHS[key].file, inputs[key])
-        for name, want in zip(GRAPHS[key].outputs, expected_arrays, strict=True):
-            max_abs_diff = max(max_abs_diff, _compare(f"{key}.onnx {name}", actual[name], want))
-    return max_abs_diff
+        worst = max(worst, compare_outputs(key, actual, wanted, inputs[key], scaling, loss))
+    return worst
 
 
 def check_torchscript(model: Autoencoder, scaled: np.ndarray, path: Path) -> float:
@@ -124,21 +125,7 @@ def check_torchscript(model: Autoencoder, scaled: np.ndarray, path: Path) -> flo
     scripted = _load_torchscript(path)
     s = torch.from_numpy(scaled)
     with torch.no_grad():
-        return _compare(path.name, scripted(s), model(s))
-
-
-def _compare(what: str, actual: Any, expected: torch.Tensor) -> float:
-    actual_array = actual.numpy() if isinstance(actual, torch.Tensor) else np.asarray(actual)
-    expected_array = expected.numpy()
-    try:
-        np.testing.assert_allclose(actual_array, expected_array, rtol=RTOL, atol=ATOL)
-    except AssertionError as exc:
-        raise ParityError(
-            f"{what} differs from PyTorch beyond rtol={RTOL}, atol={ATOL}:{exc}"
-        ) from None
-    if actual_array.size == 0:
-        return 0.0
-    return float(np.max(np.abs(actual_array.astype(np.float64) - expected_array)))
+        return compare(path.name, scripted(s).numpy(), model(s).numpy())
 
 
 def _load_torchscript(path: Path) -> torch.jit.ScriptModule:

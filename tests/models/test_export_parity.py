@@ -16,7 +16,8 @@ from core.config import TrainConfig
 from core.data import load_array
 from core.manifest import ExportedManifest, default_graphs, read_exported_manifest
 from models import export
-from models.export import ParityError, export_model
+from models.export import export_model
+from models.parity import ParityError
 from models.training import TrainResult, fit
 
 NUMPY_ACTIVATIONS = {
