@@ -7,9 +7,12 @@ built-in `builtin:digits` (scikit-learn's 8×8 digits, pixels scaled to [0, 1]).
 from __future__ import annotations
 
 import csv
+import math
 import warnings
 import zipfile
 from pathlib import Path
+from tokenize import TokenError
+from typing import BinaryIO
 
 import numpy as np
 
@@ -18,6 +21,10 @@ from core import parquet, rules
 BUILTIN_DIGITS = ("builtin:digits", "sklearn:digits")
 SUFFIXES = (".csv", ".npy", ".npz", ".parquet")
 NPY_MAGIC = b"\x93NUMPY"
+
+
+# numpy parses a .npy header with ast and tokenize: a crafted one raises any of these.
+_UNREADABLE_NPY = (ValueError, SyntaxError, TokenError, RecursionError)
 
 
 class DataError(ValueError):
@@ -76,13 +83,38 @@ def _load_digits() -> np.ndarray:
     return (pixels / 16.0).astype(np.float32)
 
 
+def _check_npy_header(stream: BinaryIO, available: int, path: Path, suffix: str) -> None:
+    """Read the header first: numpy allocates what it says before it reads a byte, so a header
+    that claims more data than the file holds must be refused before `np.load`."""
+    try:
+        version = np.lib.format.read_magic(stream)
+        reader = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = reader(stream)
+    except _UNREADABLE_NPY as exc:
+        raise _unreadable(path, exc, suffix) from None
+    if any(n < 0 for n in shape):
+        raise DataError(f"{path}: not a readable {suffix} file (shape {shape} is negative)")
+    claimed = math.prod(shape) * dtype.itemsize  # Python ints: never wraps
+    if claimed > available - stream.tell():
+        raise DataError(
+            f"{path}: not a readable {suffix} file (its header says {shape} of {dtype}, "
+            f"{claimed} bytes, but it holds {available - stream.tell()})"
+        )
+
+
 def _load_npy(path: Path) -> np.ndarray:
     with path.open("rb") as f:
         if f.read(len(NPY_MAGIC)) != NPY_MAGIC:
             raise DataError(f"{path}: is not a .npy file (no NumPy header)")
+        f.seek(0)
+        _check_npy_header(f, path.stat().st_size, path, ".npy")
     try:
         array: np.ndarray = np.load(path, allow_pickle=False)
-    except ValueError as exc:
+    except _UNREADABLE_NPY as exc:
         raise _unreadable(path, exc) from None
     return array
 
@@ -93,21 +125,30 @@ def _load_npz(path: Path) -> np.ndarray:
     try:
         with np.load(path, allow_pickle=False) as archive:
             keys = archive.files
-            array: np.ndarray | None = archive["X" if "X" in keys else keys[0]] if keys else None
-    except (ValueError, zipfile.BadZipFile) as exc:
+            if not keys:
+                raise DataError(f"{path}: holds no arrays")
+            key = "X" if "X" in keys else keys[0]
+            with zipfile.ZipFile(path) as zipped:
+                member = zipped.getinfo(f"{key}.npy" if f"{key}.npy" in zipped.namelist() else key)
+                with zipped.open(member) as stream:
+                    _check_npy_header(stream, member.file_size, path, ".npz")  # type: ignore[arg-type]
+            array: np.ndarray | None = archive[key]
+    except DataError:
+        raise
+    except (*_UNREADABLE_NPY, zipfile.BadZipFile) as exc:
         raise _unreadable(path, exc) from None
     if array is None:
         raise DataError(f"{path}: holds no arrays")
     return array
 
 
-def _unreadable(path: Path, exc: Exception) -> DataError:
+def _unreadable(path: Path, exc: Exception, suffix: str | None = None) -> DataError:
     # allow_pickle=False refuses object arrays, which is how ragged rows get saved.
     if "pickle" in str(exc).lower():
         return DataError(
             f"{path}: holds Python objects (ragged rows?); expected a numeric 2-D array"
         )
-    return DataError(f"{path}: not a readable {path.suffix} file ({exc})")
+    return DataError(f"{path}: not a readable {suffix or path.suffix} file ({exc})")
 
 
 def _load_parquet(path: Path) -> np.ndarray:

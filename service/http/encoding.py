@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 import numpy as np
@@ -29,13 +30,17 @@ def decode_npy(body: bytes) -> np.ndarray:
             else np.lib.format.read_array_header_2_0
         )
         shape, fortran_order, dtype = reader(stream)
-    except ValueError as exc:
+    # numpy parses the header with ast and tokenize: SyntaxError, tokenize.TokenError,
+    # RecursionError... all mean the same to a client.
+    except Exception as exc:
         raise BadRequest(f"body is not a valid .npy array: {exc}") from None
     if dtype.hasobject or dtype.kind not in "fiub":
         raise BadRequest(f".npy array has dtype {dtype}; send a numeric array (float32 is best)")
     if len(shape) != 2:
         raise BadRequest(f".npy array has shape {shape}; send a 2-D array (rows × values)")
-    count = int(np.prod(shape))
+    if any(n < 0 for n in shape):
+        raise BadRequest(f".npy array has shape {shape}; dimensions cannot be negative")
+    count = math.prod(shape)  # Python ints: np.prod would wrap (2**40, 2**40) to 0
     offset = stream.tell()
     if len(body) - offset != count * dtype.itemsize:
         raise BadRequest(
@@ -43,7 +48,10 @@ def decode_npy(body: bytes) -> np.ndarray:
             f"carries {len(body) - offset} bytes of data"
         )
     flat = np.frombuffer(body, dtype=dtype, count=count, offset=offset)
-    return flat.reshape(shape, order="F" if fortran_order else "C")
+    try:
+        return flat.reshape(shape, order="F" if fortran_order else "C")
+    except ValueError as exc:  # e.g. (0, 2**62): no data, yet too big for numpy to shape
+        raise BadRequest(f".npy array has shape {shape}: {exc}") from None
 
 
 def encode_npy(array: np.ndarray) -> bytes:

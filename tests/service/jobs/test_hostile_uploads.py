@@ -1,0 +1,37 @@
+"""POST /datasets with crafted files: a 4xx naming the problem, and nothing stored."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.crafted_npy import CRAFTED
+from tests.service.jobs.conftest import Deploy, Deployment, start_deployment
+from tests.service.jobs.helpers import AUTH
+
+
+@pytest.fixture(scope="module")
+def deployment(request: pytest.FixtureRequest, deploy: Deploy) -> Deployment:
+    return start_deployment(request, deploy, "local")
+
+
+def as_npz(member: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("X.npy", member)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("case", list(CRAFTED))
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_a_crafted_npy_header_is_a_422(
+    client: TestClient, deployment: Deployment, case: str, suffix: str
+) -> None:
+    content = CRAFTED[case] if suffix == ".npy" else as_npz(CRAFTED[case])
+    response = client.post("/datasets", files={"file": (f"rows{suffix}", content)}, headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert f"not a readable {suffix} file" in response.json()["detail"]
+    assert client.get("/datasets").json() == []
