@@ -25,13 +25,13 @@ from tests.deploy.parsing import (
 
 PROJECT_INSTALLS = {
     "serve-deps": set(),
-    "serve": set(),
+    "serve-build": set(),
     "worker-deps": {"train"},
-    "builder": {"train"},
+    "worker-build": {"train"},
     "worker-gpu-deps": {"train"},
-    "worker-gpu": {"train"},
+    "worker-gpu-build": {"train"},
     "serve-gpu-deps": {"gpu"},
-    "serve-gpu": {"gpu"},
+    "serve-gpu-build": {"gpu"},
 }
 
 
@@ -103,12 +103,15 @@ def test_gpu_extra_is_onnxruntime_gpu(pyproject: dict[str, Any]) -> None:
     assert gpu == ["onnxruntime-gpu"]
 
 
-def test_default_model_is_trained_as_make_default_model_does(dockerfile: Dockerfile) -> None:
+def test_default_model_is_trained_as_make_default_model_does(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The first-run service trains what `make default-model` trains, only into an empty
+    repository (`--if-empty`), at `docker compose up` rather than at `docker build`."""
     (make_train,) = [
         c for c in make_commands(REPO_ROOT / "Makefile", "aeserve") if c[:2] == ["aeserve", "train"]
     ]
-    (image_train,) = [c for c in dockerfile.commands("builder") if c[0] == "aeserve"]
-    assert image_train == make_train
+    assert services["default-model"]["command"] == [*make_train, "--if-empty"]
 
 
 def test_console_script_is_the_typer_app(pyproject: dict[str, Any]) -> None:
@@ -132,9 +135,6 @@ def _image_and_compose_commands(
         f"Dockerfile {target} CMD": dockerfile.last(target, "CMD").exec_form()
         for target in ["serve", "worker", "serve-gpu", "worker-gpu"]
     }
-    commands["Dockerfile builder train"] = next(
-        c for c in dockerfile.commands("builder") if c[0] == "aeserve"
-    )
     for name, service in services.items():
         if "command" in service and "build" in service:
             commands[f"compose {name}"] = [compose_default(word) for word in service["command"]]
@@ -150,19 +150,19 @@ def test_every_command_line_parses(
         "Dockerfile worker CMD",
         "Dockerfile serve-gpu CMD",
         "Dockerfile worker-gpu CMD",
-        "Dockerfile builder train",
         "compose api",
         "compose worker",
+        "compose default-model",
         "compose api-gpu",
         "compose worker-gpu",
     }
     parsed = {where: _parse(argv) for where, argv in commands.items()}
     assert parsed["compose api"] == (
         "serve",
-        {**parsed["compose api"][1], "host": "0.0.0.0", "port": 8000, "workers": 2},
+        {**parsed["compose api"][1], "host": "0.0.0.0", "port": 8000, "workers": 1},
     )
     assert parsed["compose worker"][0] == "worker"
-    name, params = parsed["Dockerfile builder train"]
+    name, params = parsed["compose default-model"]
     assert (name, params["data"], params["name"], params["loss"], params["promote"]) == (
         "train",
         "builtin:digits",
@@ -170,3 +170,4 @@ def test_every_command_line_parses(
         "bce",
         True,
     )
+    assert params["if_empty"] is True

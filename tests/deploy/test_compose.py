@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 
 from tests.data import SCHEMAS
 from tests.deploy.parsing import REPO_ROOT, Dockerfile
 
-API_KEY = "${AESERVE_API_KEY:?set AESERVE_API_KEY}"
-APP_SERVICES = ["api", "worker", "api-gpu", "worker-gpu"]
+API_KEY = "${AESERVE_API_KEY:-}"
+APP_SERVICES = ["api", "worker", "default-model", "api-gpu", "worker-gpu"]
+COMPOSE_PLUGINS = [
+    "/usr/local/lib/docker/cli-plugins/docker-compose",
+    "/usr/libexec/docker/cli-plugins/docker-compose",
+    "/usr/lib/docker/cli-plugins/docker-compose",
+]
 
 
 def test_matches_the_compose_specification(compose: dict[str, Any]) -> None:
@@ -30,6 +40,7 @@ def test_services_and_profiles(services: dict[str, dict[str, Any]]) -> None:
     assert profiles == {
         "api": [],
         "worker": [],
+        "default-model": [],
         "redis": [],
         "api-gpu": ["gpu"],
         "worker-gpu": ["gpu"],
@@ -58,11 +69,14 @@ def test_only_the_api_publishes_a_port_and_never_a_fixed_host_port(
     }
 
 
-def test_api_command_takes_uvicorn_workers_from_the_environment(
+def test_api_runs_one_uvicorn_process_per_container_by_default(
     services: dict[str, dict[str, Any]],
 ) -> None:
+    """Defect 4: with two processes per replica, /metrics answered from either in turn (counters
+    3, 3, 4, 3, 4 …, which Prometheus reads as resets). One process per container, scaled by
+    replicas, keeps each replica's /metrics whole."""
     expected = ["aeserve", "serve", "--host", "0.0.0.0", "--port", "8000"]
-    assert services["api"]["command"] == [*expected, "--workers", "${AESERVE_WORKERS:-2}"]
+    assert services["api"]["command"] == [*expected, "--workers", "${AESERVE_WORKERS:-1}"]
     assert services["worker"]["command"] == ["aeserve", "worker"]
 
 
@@ -73,16 +87,68 @@ def test_app_services_share_the_settings(services: dict[str, dict[str, Any]]) ->
         assert environment["AESERVE_JOB_BACKEND"] == "celery", name
         assert environment["AESERVE_BROKER_URL"] == "redis://redis:6379/0", name
         assert environment["AESERVE_MODEL_REPOSITORY"] == "/models", name
-        assert environment["AESERVE_DEFAULT_MODEL"] == "${AESERVE_DEFAULT_MODEL:-digits}", name
+        assert environment["AESERVE_DEFAULT_MODEL"] == "${AESERVE_DEFAULT_MODEL:-}", name
+        assert environment["AESERVE_REQUIRE_API_KEY"] == "true", name
     assert services["api"]["environment"]["AESERVE_PROVIDERS"] == "cpu"
     assert services["api-gpu"]["environment"]["AESERVE_PROVIDERS"] == "cuda"
 
 
-def test_api_key_has_no_default(compose_text: str) -> None:
-    """Every use of the key is the required form: Compose refuses to start without it."""
+def test_no_default_model_is_forced(compose_text: str) -> None:
+    """Defect 1: `${AESERVE_DEFAULT_MODEL:-digits}` could not be cleared, so a repository
+    without `digits` was never ready. Unset by default, and settable to any model."""
+    uses = re.findall(r"\$\{AESERVE_DEFAULT_MODEL[^}]*\}", compose_text)
+    assert uses == ["${AESERVE_DEFAULT_MODEL:-}"]
+    assert "digits" not in compose_text.split("services:")[0]
+
+
+def test_the_api_key_is_enforced_by_the_api_not_by_compose(compose_text: str) -> None:
+    """Defect 6: `${AESERVE_API_KEY:?…}` made every compose command (`ps`, `logs`, `down`) fail
+    without the key in the shell. No variable is required by Compose; the API refuses to start
+    without the key (AESERVE_REQUIRE_API_KEY; tests/service/cli/test_preflight.py)."""
+    assert re.findall(r"\$\{\w+:?\?[^}]*\}", compose_text) == []
     uses = re.findall(r"\$\{AESERVE_API_KEY[^}]*\}", compose_text)
     assert uses == [API_KEY]
     assert not (REPO_ROOT / ".env").exists()
+
+
+def test_compose_commands_run_without_the_api_key() -> None:
+    """`docker compose config` interpolates the file as `ps`, `logs` and `down` do; it must not
+    need AESERVE_API_KEY."""
+    compose = shutil.which("docker-compose") or next(
+        (p for p in COMPOSE_PLUGINS if Path(p).is_file()), None
+    )
+    if compose is None:
+        pytest.skip("no Docker Compose CLI here (tests/deploy/test_containers.py sets one up)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AESERVE_")}
+    result = subprocess.run(
+        [compose, "-f", "docker-compose.yml", "config", "--quiet"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_worker_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
+    """Defect 7; the same check as the image's (models/jobs/health.py)."""
+    check = services["worker"]["healthcheck"]
+    assert check["test"] == ["CMD", "python", "-m", "models.jobs.health"]
+    assert check["timeout"] == "10s"
+
+
+def test_first_run_service_trains_once_and_exits(services: dict[str, dict[str, Any]]) -> None:
+    """Defect 2's other half: the default model is trained at the first `up`, into the shared
+    volume, by a one-shot service on the worker image; later `up`s find models and do nothing.
+    Nothing waits for it: the API is ready with an empty repository."""
+    first_run = services["default-model"]
+    assert first_run["build"] == {"context": ".", "target": "worker"}
+    assert first_run["restart"] == "no"
+    assert first_run["healthcheck"] == {"disable": True}
+    assert first_run["command"][-1] == "--if-empty"
+    assert "depends_on" not in first_run
+    assert not [name for name, s in services.items() if "default-model" in s.get("depends_on", {})]
 
 
 def test_model_repository_is_one_named_volume_at_the_configured_path(
@@ -117,6 +183,7 @@ def test_dependencies_wait_for_health(services: dict[str, dict[str, Any]]) -> No
     assert depends == {
         "api": {"redis": {"condition": "service_healthy"}},
         "worker": {"redis": {"condition": "service_healthy"}},
+        "default-model": {},
         "redis": {},
         "api-gpu": {"redis": {"condition": "service_healthy"}},
         "worker-gpu": {"redis": {"condition": "service_healthy"}},
@@ -143,6 +210,7 @@ def test_build_targets_are_dockerfile_stages(
     assert targets == {
         "api": "serve",
         "worker": "worker",
+        "default-model": "worker",
         "api-gpu": "serve-gpu",
         "worker-gpu": "worker-gpu",
     }
