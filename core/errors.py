@@ -60,6 +60,10 @@ class GraphUnavailable(Conflict):
 class Unauthorized(AeserveError):
     status_code = 401
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="aeserve"'}
+
 
 class PayloadTooLarge(AeserveError):
     status_code = 413
