@@ -19,6 +19,7 @@ from core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from service.http.encoding import JSON, dump_json
 
 HEADER = "Inference-Header-Content-Length"
+_MOST_DIGITS = 19  # a byte count that fits int64
 BINARY = "application/octet-stream"
 MAX_DEPTH = 100
 """Deepest JSON nesting accepted, as Triton: a request needs 3 levels plus its tensors' rank."""
@@ -54,6 +55,8 @@ def header_length(value: str | None, body_size: int) -> int | None:
     text = value.strip()
     if not (text.isascii() and text.isdigit()):
         raise BadRequest(f"{HEADER} must be a whole number of bytes; got {value!r}")
+    if len(text) > _MOST_DIGITS:  # int() of thousands of digits raises, and no body is that big
+        raise BadRequest(f"{HEADER} has {len(text)} digits; no body is that big")
     length = int(text)
     if length > body_size:
         raise BadRequest(f"{HEADER} is {length} but the body has only {body_size} bytes")
