@@ -57,19 +57,28 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         received = 0
-        started = False
+        started = exceeded = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if exceeded:
+                # The app caught BodyTooLarge and answers anyway (FastAPI's body and form readers
+                # turn any exception into 400 "There was an error parsing the body"): the answer
+                # is the 413 all the same.
+                if not started:
+                    started = True
+                    await reject(scope, send, self.max_bytes)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
