@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     (bench/fastlane.py)."""
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     """Largest request body accepted; bigger bodies get 413 before they are read."""
+    inline_body_bytes: int = Field(default=256 * 1024, ge=0)
+    """Bodies up to this size are decoded on the event loop (a thread hop costs a small body more
+    than its decoding); larger ones on a thread, so no request holds the others up while its
+    body is parsed."""
+    decode_threads: int = Field(default=2, ge=1)
+    """Most large bodies decoded at once per process; the others wait for a thread."""
     api_key: SecretStr | None = None
     """When set, management calls need `Authorization: Bearer <key>`."""
     inference_requires_key: bool = False

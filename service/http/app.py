@@ -17,6 +17,7 @@ from service.http import error_handlers as handlers
 from service.http import openapi
 from service.http.body_limit import BodySizeLimit
 from service.http.fastlane import InferenceFastLane
+from service.http.offload import decoding_limiter
 from service.http.jobs_lifespan import training_jobs
 from service.http.routes import datasets, docs, health, inference, jobs, models, scores, ui, v2
 from service.inference.options import RuntimeOptions
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.decoding = decoding_limiter(settings.decode_threads)  # large bodies, off the loop
     handlers.install(app)
     app.include_router(inference.router)
     app.include_router(models.router)

@@ -120,16 +120,23 @@ def read_batch(
     schema: type[VectorsRequest] | type[DecodeRequest],
     expected_dim: int,
     label: str,
+    max_rows: int,
 ) -> tuple[np.ndarray, Request | None]:
     """The request's matrix as an array, and its other fields where a JSON body may carry some.
 
     simdjson reads plain bodies (service/http/json_matrix.py); pydantic judges every other one.
+    A body with more than `max_rows` rows is refused before either parses it.
     """
     _check_content_type(content_type)
     if _is_npy(content_type):
-        return decode_npy(body), None
+        return decode_npy(body), None  # a view of the body: its header's shape is checked later
     field = "codes" if schema is DecodeRequest else "vectors"
-    fast = json_matrix.decode(body, field, _field_names(schema), expected_dim)
+    # Each row opens a bracket, the matrix one more: a count far cheaper than a parse, so a body
+    # of too many rows is refused before it becomes objects or numbers.
+    brackets = json_matrix.count_brackets(body, stop_above=max_rows + 1)
+    if brackets - 1 > max_rows:
+        rules.check_batch_size(brackets - 1, max_rows)
+    fast = json_matrix.decode(body, field, _field_names(schema), expected_dim, brackets)
     if fast is not None:
         array, others = fast
         if schema is not ScoreRequest:

@@ -20,6 +20,7 @@ from core.datasets import DatasetStore
 from core.errors import NotReady
 from core.repository import ModelRepository
 from core.settings import Settings
+from service.http import offload
 from service.http.auth import check_key
 from service.http.bodies import ScoreOptions, read_batch, score_options
 from service.http.schemas import DecodeRequest, EncodeRequest, ReconstructRequest, ScoreRequest
@@ -149,7 +150,8 @@ def build_batch(
 ) -> Batch:
     """The request's matrix, checked against the model, and its /score options."""
     dim = runtime.latent_dim if schema is DecodeRequest else runtime.input_dim
-    array, parsed = read_batch(body, content_type, schema, dim, runtime.label)
+    max_rows = runtime.options.max_batch
+    array, parsed = read_batch(body, content_type, schema, dim, runtime.label, max_rows)
     metrics.observe_batch(route, runtime.name, len(array))
     return Batch(array, score_options(parsed, threshold, explain))
 
@@ -185,7 +187,8 @@ async def _read(
     route = getattr(request.scope.get("route"), "path", request.url.path)
     content_type = request.headers.get("content-type", "")
     metrics = get_metrics(request)
-    return build_batch(body, content_type, schema, runtime, metrics, route, threshold, explain)
+    arguments = (body, content_type, schema, runtime, metrics, route, threshold, explain)
+    return await offload.decode(request.scope, len(body), build_batch, *arguments)
 
 
 def _batch_reader(schema: BatchSchema) -> Callable[..., Awaitable[Batch]]:

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.errors import AeserveError
 from core.settings import Settings
+from service.http import offload
 from service.http.auth import check_key
 from service.http.deps import Batch, BatchSchema, build_batch, resolve_runtime
 from service.http.error_handlers import error_response
@@ -147,7 +148,10 @@ class InferenceFastLane:
             return None
         metrics: Metrics = state.metrics
         content_type = _header(headers, b"content-type") or ""
-        batch: Batch = build_batch(
+        batch: Batch = await offload.decode(
+            scope,
+            len(body),
+            build_batch,
             body,
             content_type,
             route.schema,

@@ -22,16 +22,18 @@ import simdjson
 # simdjson keeps one reusable buffer per parser; a body above this gets a parser of its own,
 # so one huge request does not leave its buffer behind in the thread's parser.
 _REUSE_LIMIT = 8 * 1024 * 1024
+_SLICE = 1 << 20
 _OPENERS = frozenset(b"{ \t\r\n")
 _local = threading.local()
 
 
 def decode(
-    body: bytes, field: str, names: frozenset[str], dim: int
+    body: bytes, field: str, names: frozenset[str], dim: int, brackets: int | None = None
 ) -> tuple[np.ndarray, dict[str, Any]] | None:
     """(n × dim float32 matrix, the other fields' values), or None to let pydantic judge.
 
-    `field` names the matrix, `names` every field the body may have (the matrix's included).
+    `field` names the matrix, `names` every field the body may have (the matrix's included);
+    `brackets` is `count_brackets(body)` where the caller has it already.
     """
     if not body or body[0] not in _OPENERS:  # a byte-order mark or not an object at all
         return None
@@ -42,7 +44,10 @@ def decode(
         if reuse:
             _local.parser = parser
     try:
-        return _decode(parser.parse(body), body, field, names, dim)
+        document = parser.parse(body)
+        if brackets is None:
+            brackets = count_brackets(body)
+        return _decode(document, brackets, field, names, dim)
     except RuntimeError:  # includes a parser still held by a document: start afresh
         _local.parser = None
         return None
@@ -51,7 +56,7 @@ def decode(
 
 
 def _decode(
-    document: Any, body: bytes, field: str, names: frozenset[str], dim: int
+    document: Any, brackets_in_body: int, field: str, names: frozenset[str], dim: int
 ) -> tuple[np.ndarray, dict[str, Any]] | None:
     if not isinstance(document, simdjson.Object):
         return None
@@ -72,7 +77,7 @@ def _decode(
             return None
     # No bracket beyond the ones seen means no nested array anywhere: every row holds `dim`
     # scalars, and as_buffer refuses any that is not a number (objects included).
-    if _count_brackets(body) != brackets:
+    if brackets_in_body != brackets:
         return None
     values = np.frombuffer(matrix.as_buffer(of_type="d"), dtype=np.float64)
     if values.size != n * dim:
@@ -84,6 +89,18 @@ def _decode(
         return values.reshape(n, dim).astype(np.float32), others
 
 
-def _count_brackets(body: bytes) -> int:
-    # Faster than bytes.count for one byte in a large body: that searches, this copies.
-    return len(body) - len(body.replace(b"[", b""))
+def count_brackets(body: bytes, stop_above: int | None = None) -> int:
+    """How many `[` the body holds, or any count above `stop_above` once one is reached.
+
+    A small body is counted by copying it without its brackets, faster than bytes.count for one
+    byte; a large one a slice at a time, without a copy, so that a body over a limit stops being
+    counted early.
+    """
+    if len(body) <= _SLICE:
+        return len(body) - len(body.replace(b"[", b""))
+    count = 0
+    for start in range(0, len(body), _SLICE):
+        count += body.count(b"[", start, start + _SLICE)
+        if stop_above is not None and count > stop_above:
+            break
+    return count

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from service.http import offload
 from service.http.deps import RegistryDep, SettingsDep, get_metrics
 from service.v2 import tensors, wire
 from service.v2.model_metadata import ProtocolModel, resolve
@@ -31,24 +32,42 @@ ModelDep = Annotated[ProtocolModel, Depends(get_model)]
 async def read_inference(
     request: Request, model: ModelDep, settings: SettingsDep
 ) -> tensors.Inference:
-    """The body, split into its JSON header and binary section, decoded against the model."""
-    body = wire.decompress(
-        await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes
+    """The body, split into its JSON header and binary section, decoded against the model; on a
+    thread when it is large or compressed (service/http/offload.py)."""
+    body = await request.body()
+    encoding = request.headers.get("content-encoding")
+    size = len(body) if encoding is None else len(body) + settings.inline_body_bytes + 1
+    header_value = request.headers.get(wire.HEADER)
+    limit = settings.max_body_bytes
+    inference = await offload.decode(
+        request.scope, size, _decode, model, body, encoding, header_value, limit
     )
-    header, binary = wire.split(body, request.headers.get(wire.HEADER))
-    if header is None:
-        inference = tensors.decode_raw(model, binary)
-    else:
-        try:
-            parsed = InferenceRequest.model_validate(wire.parse_json(header))
-        except ValidationError as exc:
-            # Rendered by the one error handler, which answers 400 on /v2.
-            raise RequestValidationError(exc.errors()) from None
-        inference = tensors.decode(model, parsed, binary)
     route = getattr(request.scope.get("route"), "path", request.url.path)
     rows = next(iter(inference.arrays.values())).shape[0]
     get_metrics(request).observe_batch(route, model.runtime.name, rows)
     return inference
+
+
+def _decode(
+    model: ProtocolModel, body: bytes, encoding: str | None, header_value: str | None, limit: int
+) -> tensors.Inference:
+    body = wire.decompress(body, encoding, limit)
+    header, binary = wire.split(body, header_value)
+    if header is None:
+        return tensors.decode_raw(model, binary)
+    wire.check_value_count(body, header.nbytes, _most_values(model))
+    try:
+        parsed = InferenceRequest.model_validate(wire.parse_json(header))
+    except ValidationError as exc:
+        # Rendered by the one error handler, which answers 400 on /v2.
+        raise RequestValidationError(exc.errors()) from None
+    return tensors.decode(model, parsed, binary)
+
+
+def _most_values(model: ProtocolModel) -> int:
+    """Most values one request's JSON may hold: the largest batch of the widest tensor."""
+    runtime = model.runtime
+    return runtime.options.max_batch * max(runtime.input_dim, runtime.latent_dim or 0)
 
 
 InferenceDep = Annotated[tensors.Inference, Depends(read_inference)]

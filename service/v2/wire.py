@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from core.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from core.errors import BadRequest, InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from service.http.encoding import JSON, dump_json
 
 HEADER = "Inference-Header-Content-Length"
@@ -72,6 +72,18 @@ def split(body: bytes, header_value: str | None) -> tuple[memoryview | None, mem
     if length == 0:
         return None, view
     return view[:length], view[length:]
+
+
+def check_value_count(body: bytes, header_size: int, most: int) -> None:
+    """Refuse a JSON header that holds more numbers than any request may, before it is parsed:
+    n values need n - 1 commas, and counting them is far cheaper than making n Python floats."""
+    # Slack for the commas between the header's other fields, which a request has few of.
+    commas = body.count(b",", 0, header_size)
+    if commas > most + 1024:
+        raise InvalidInput(
+            f"the inference request holds more than {most} values, the most a request may "
+            "(max_batch rows of the model's widest tensor); send fewer rows per request"
+        )
 
 
 def _deeper_than(document: Any, limit: int) -> bool:

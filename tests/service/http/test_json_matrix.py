@@ -41,7 +41,7 @@ def pydantic_way(body: bytes, schema: type[Request], dim: int) -> tuple[str, Any
 
 def served_way(body: bytes, schema: type[Request], dim: int) -> tuple[str, Any]:
     try:
-        array, _ = read_batch(body, JSON, schema, dim, "model 'm' v1")  # type: ignore[arg-type]
+        array, _ = read_batch(body, JSON, schema, dim, "model 'm' v1", 8192)  # type: ignore[arg-type]
         return "array", array
     except AeserveError as exc:
         return "error", exc.message
@@ -131,12 +131,19 @@ def test_decode_bodies_use_the_codes_field() -> None:
 
 def test_options_of_a_plain_body_are_validated_by_pydantic() -> None:
     _, options = read_batch(
-        b'{"vectors": [[1, 2, 3]], "threshold": 2, "explain": true}', JSON, ScoreRequest, 3, "m"
+        b'{"vectors": [[1, 2, 3]], "threshold": 2, "explain": true}',
+        JSON,
+        ScoreRequest,
+        3,
+        "m",
+        8192,
     )
     assert isinstance(options, ScoreOptionFields)
     assert score_options(options, None, False).threshold == 2.0
     assert score_options(options, None, False).explain is True
-    _, lax = read_batch(b'{"vectors": [[1, 2, 3]], "explain": "yes"}', JSON, ScoreRequest, 3, "m")
+    _, lax = read_batch(
+        b'{"vectors": [[1, 2, 3]], "explain": "yes"}', JSON, ScoreRequest, 3, "m", 8192
+    )
     assert isinstance(lax, ScoreRequest) and lax.explain is True  # pydantic's lax reading
 
 
