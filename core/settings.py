@@ -18,6 +18,17 @@ class Settings(BaseSettings):
     """TCP port `aeserve serve` listens on."""
     workers: int = Field(default=1, ge=1)
     """Number of uvicorn worker processes; each loads every model and reloads on its own."""
+    keep_alive_timeout_s: int = Field(default=5, ge=1)
+    """An open connection with no request in progress is closed after this long, a new one
+    included."""
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """A request's head must arrive within this long of its first byte; else 408 and closed."""
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    """A request's body must arrive within this long of its head; else 408 and closed (64 MiB in
+    30 s is about 18 Mbit/s)."""
+    max_concurrency: int | None = Field(default=1000, ge=1)
+    """Most open connections or requests in progress per process; beyond it uvicorn answers 503
+    at once (unset: no limit)."""
     model_repository: Path = Path("model-repository")
     """Model repository folder (`<name>/<version>/…`), shared by API processes and workers."""
     default_model: str | None = None

@@ -40,6 +40,8 @@ def serve(
     """Serve the models of the repository over HTTP."""
     import uvicorn
 
+    from service.http import connections
+
     # Worker processes build their own Settings from the environment, so flags travel through it.
     overrides = {
         "HOST": host,
@@ -66,6 +68,9 @@ def serve(
         log_level=log_level,
         access_log=False,
         proxy_headers=True,
+        http=connections.protocol_path(),  # header and body timeouts (service/http/connections.py)
+        timeout_keep_alive=settings.keep_alive_timeout_s,
+        limit_concurrency=settings.max_concurrency,
     )
 
 
