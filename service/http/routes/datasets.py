@@ -35,13 +35,15 @@ def upload_dataset(file: UploadFile, datasets: DatasetsDep) -> DatasetResponse:
     return _response(datasets.add_file(file.file, file.filename or "upload"))
 
 
-@router.get("", response_model=list[DatasetResponse], responses=_ERRORS)
+@router.get("", response_model=list[DatasetResponse], responses=_ERRORS, dependencies=[AdminKey])
 def list_datasets(datasets: DatasetsDep) -> list[DatasetResponse]:
     """Every stored dataset, the newest first."""
     return [_response(info) for info in datasets.list()]
 
 
-@router.get("/{dataset}", response_model=DatasetResponse, responses=_ERRORS)
+@router.get(
+    "/{dataset}", response_model=DatasetResponse, responses=_ERRORS, dependencies=[AdminKey]
+)
 def get_dataset(dataset: str, datasets: DatasetsDep) -> DatasetResponse:
     """Rows and dimension of a stored dataset."""
     return _response(datasets.info(dataset))

@@ -129,12 +129,12 @@ def test_a_dataset_in_use_is_not_deleted_until_its_job_ends(
         "detail": f"dataset {dataset!r} is in use by unfinished job(s) {job_id}; "
         "cancel them or wait until they end"
     }
-    assert client.get(f"/datasets/{dataset}").status_code == 200
+    assert client.get(f"/datasets/{dataset}", headers=AUTH).status_code == 200
 
     assert client.delete(f"/jobs/{job_id}", headers=AUTH).json()["status"] == "cancelled"
     deleted = client.delete(f"/datasets/{dataset}", headers=AUTH)
     assert deleted.status_code == 200, deleted.text
-    assert client.get(f"/datasets/{dataset}").status_code == 404
+    assert client.get(f"/datasets/{dataset}", headers=AUTH).status_code == 404
 
 
 def test_cancelling_a_running_job_publishes_nothing(client: TestClient, deployment: Deployment):

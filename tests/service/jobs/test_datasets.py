@@ -66,7 +66,7 @@ def test_upload_stores_the_rows(
     stored = DatasetStore(deployment.settings.datasets_path).load(body["dataset"])
     assert stored.dtype == np.float32
     assert_array_equal(stored, expected)
-    assert client.get(f"/datasets/{body['dataset']}").json() == body
+    assert client.get(f"/datasets/{body['dataset']}", headers=AUTH).json() == body
 
 
 def test_the_same_rows_get_the_same_id(client: TestClient):
@@ -90,7 +90,7 @@ def test_datasets_are_listed_newest_first_and_deleted(client: TestClient, deploy
     time.sleep(0.01)  # distinct modification times
     second = client.post("/datasets", files={"file": ("b.csv", as_csv() + b"\n9,9")}, headers=AUTH)
     second_id = second.json()["dataset"]
-    listed = [d["dataset"] for d in client.get("/datasets").json()]
+    listed = [d["dataset"] for d in client.get("/datasets", headers=AUTH).json()]
     assert listed.index(second_id) < listed.index(first["dataset"])
 
     assert client.delete(f"/datasets/{second_id}").status_code == 401  # an admin call
@@ -98,8 +98,8 @@ def test_datasets_are_listed_newest_first_and_deleted(client: TestClient, deploy
     assert deleted.status_code == 200 and deleted.json() == second.json()
     root = deployment.settings.datasets_path
     assert not (root / f"{second_id}.json").exists() and not (root / f"{second_id}.npy").exists()
-    assert second_id not in [d["dataset"] for d in client.get("/datasets").json()]
-    assert client.get(f"/datasets/{second_id}").status_code == 404
+    assert second_id not in [d["dataset"] for d in client.get("/datasets", headers=AUTH).json()]
+    assert client.get(f"/datasets/{second_id}", headers=AUTH).status_code == 404
     again = client.delete(f"/datasets/{second_id}", headers=AUTH)
     assert again.status_code == 404
     assert "does not exist" in again.json()["detail"]

@@ -34,4 +34,14 @@ def test_a_crafted_npy_header_is_a_422(
     response = client.post("/datasets", files={"file": (f"rows{suffix}", content)}, headers=AUTH)
     assert response.status_code == 422, response.text
     assert f"not a readable {suffix} file" in response.json()["detail"]
-    assert client.get("/datasets").json() == []
+    assert client.get("/datasets", headers=AUTH).json() == []
+
+
+def test_stored_datasets_are_read_with_the_key_only(client: TestClient) -> None:
+    stored = client.post("/datasets", files={"file": ("rows.csv", b"1,2\n3,4\n")}, headers=AUTH)
+    dataset = stored.json()["dataset"]
+    for path in ("/datasets", f"/datasets/{dataset}"):
+        response = client.get(path)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == 'Bearer realm="aeserve"'
+        assert client.get(path, headers=AUTH).status_code == 200

@@ -225,7 +225,7 @@ def test_upload_without_a_file_is_422(client: TestClient):
 
 
 def test_an_unknown_dataset_is_404(client: TestClient):
-    response = client.get(f"/datasets/{'a' * 32}")
+    response = client.get(f"/datasets/{'a' * 32}", headers=AUTH)
     assert response.status_code == 404
     assert detail(response) == (
         f"dataset '{'a' * 32}' does not exist; upload it with POST /datasets"
