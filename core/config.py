@@ -6,6 +6,7 @@ of a `POST /train` body before queueing the job.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
@@ -24,6 +25,14 @@ MIN_DEFAULT_WIDTH = 64
 MAX_DEFAULT_WIDTH = 256
 """The first derived hidden layer is 2d wide within these bounds (docs/quality.md)."""
 MAX_DEFAULT_LAYERS = 2
+MAX_PARAMETERS = 50_000_000
+"""Most weights a model may have (200 MB in float32): `hidden_dims: [1000000, 1000000]` would
+otherwise be accepted and the job would try to allocate terabytes."""
+
+
+def parameter_count(widths: list[int]) -> int:
+    """Weights and biases of an encoder through `widths` and its mirror-image decoder."""
+    return 2 * sum(a * b for a, b in pairwise(widths)) + sum(widths[1:]) + sum(widths[:-1])
 
 
 class ConfigError(ValueError):
@@ -145,6 +154,13 @@ class TrainConfig(BaseModel):
             raise ConfigError(
                 f"hidden_dims {hidden_dims} has a layer of width {narrow[0]}, narrower than "
                 f"latent_dim {latent_dim}: the bottleneck must be the narrowest layer"
+            )
+        parameters = parameter_count([input_dim, *hidden_dims, latent_dim])
+        if parameters > MAX_PARAMETERS:
+            raise ConfigError(
+                f"hidden_dims {list(hidden_dims)} with latent_dim {latent_dim} make a model of "
+                f"{parameters:,} parameters for {input_dim} features; the most is "
+                f"{MAX_PARAMETERS:,}: use narrower or fewer layers"
             )
         if self.loss == "bce" and output_activation == "linear":
             raise ConfigError(

@@ -45,3 +45,16 @@ def test_stored_datasets_are_read_with_the_key_only(client: TestClient) -> None:
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == 'Bearer realm="aeserve"'
         assert client.get(path, headers=AUTH).status_code == 200
+
+
+def test_a_model_too_large_to_train_is_refused_at_submit(client: TestClient) -> None:
+    rows = [[float(i % 7), float(i % 5), float(i % 3), 1.0] for i in range(40)]
+    body = {"name": "huge", "data": {"vectors": rows}, "config": {"hidden_dims": [10**6, 10**6]}}
+    response = client.post("/train", json=body, headers=AUTH)
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": "config: hidden_dims [1000000, 1000000] with latent_dim 2 make a model of "
+        "2,000,016,000,006 parameters for 4 features; the most is 50,000,000: use narrower or "
+        "fewer layers"
+    }
+    assert client.get("/jobs", headers=AUTH).json()["jobs"] == []
