@@ -23,6 +23,7 @@ from pydantic import (
     PlainSerializer,
     PositiveInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -77,12 +78,18 @@ class GraphSpec(Section):
     outputs: list[str] = Field(description="Output tensor names: at least GRAPH_IO's.")
 
 
-def default_graphs() -> dict[str, GraphSpec]:
-    """The graphs as the exporter writes them: `<graph>.onnx`, with GRAPH_IO's tensors."""
-    return {
-        graph: GraphSpec(file=f"{graph}.onnx", inputs=list(inputs), outputs=list(outputs))
-        for graph, (inputs, outputs) in GRAPH_IO.items()
-    }
+def default_graphs(graphs: tuple[str, ...] = GRAPHS, codes: bool = True) -> dict[str, GraphSpec]:
+    """The graphs as the exporter writes them: `<graph>.onnx`, with GRAPH_IO's tensors.
+
+    An imported version may have fewer: no decoder when its graph cannot be cut at the codes, and
+    neither encoder, decoder nor a `codes` output when it has no code output at all.
+    """
+    specs = {}
+    for graph in graphs:
+        inputs, outputs = GRAPH_IO[graph]
+        kept = [name for name in outputs if codes or name != "codes"]
+        specs[graph] = GraphSpec(file=f"{graph}.onnx", inputs=list(inputs), outputs=kept)
+    return specs
 
 
 class ScalingSpec(Section):
@@ -149,13 +156,36 @@ class ToolVersions(Section):
     opset: PositiveInt
 
 
+Source = Literal["trained", "imported"]
+
+
+class ImportSummary(Section):
+    """Where an imported version came from: the user's file and how its graph was read."""
+
+    file: str = Field(description="The name the file was given when it was imported.")
+    format: Literal["onnx", "torchscript"]
+    sha256: Sha256 = Field(description="Of the file as it was imported.")
+    bytes: PositiveInt
+    input: str = Field(description="The graph's input tensor, fed the scaled rows.")
+    reconstructions: str = Field(description="The graph's output read as the reconstruction.")
+    codes: str | None = Field(description="The graph's code output, if it has one.")
+    batch: Literal["dynamic", "fixed"] = Field(
+        description="`fixed`: the graph takes one row at a time; the wrapper loops over rows."
+    )
+    opset: PositiveInt = Field(description="The graph's ONNX opset, as imported.")
+    rows_calibration: PositiveInt
+
+
 class ExportedManifest(Section):
     """What the exporter writes into a version folder before the repository publishes it."""
 
     format: Literal[1] = Field(description="Bumped only for changes an older reader must refuse.")
+    source: Source = Field(default="trained", description="Trained by aeserve, or imported.")
     created_at: Timestamp
     input_dim: PositiveInt = Field(description="d: the width of a row.")
-    latent_dim: PositiveInt = Field(description="k: the width of the codes.")
+    latent_dim: PositiveInt | None = Field(
+        description="k: the width of the codes; null for an imported graph without codes."
+    )
     loss: Loss = Field(description="The training loss, also the anomaly score.")
     config: dict[str, Any] = Field(
         description="Every TrainConfig field, resolved. Kept as data, not as TrainConfig, which "
@@ -165,26 +195,59 @@ class ExportedManifest(Section):
     threshold: FiniteFloat = Field(description="The threshold_quantile of the held-out scores.")
     threshold_quantile: float = Field(gt=0, lt=1)
     calibration: CalibrationSummary
-    training: TrainingSummary
+    training: TrainingSummary | None = Field(
+        default=None, description="How it was trained; absent for an imported version."
+    )
     parity: ParityCheck
-    graphs: dict[str, GraphSpec] = Field(description="At least the graphs of GRAPH_IO.")
+    graphs: dict[str, GraphSpec] = Field(
+        description="The graphs of GRAPH_IO; an imported version may lack the encoder and decoder."
+    )
     versions: ToolVersions
+    imported: ImportSummary | None = Field(
+        default=None, description="The imported file; only for `source: imported`."
+    )
 
     @field_validator("graphs")
     @classmethod
-    def _graphs_keep_the_contract(cls, graphs: dict[str, GraphSpec]) -> dict[str, GraphSpec]:
+    def _graphs_keep_the_contract(
+        cls, graphs: dict[str, GraphSpec], info: ValidationInfo
+    ) -> dict[str, GraphSpec]:
+        # An imported version may lack the encoder and decoder (see _complete_for_its_source).
+        required = ("autoencoder",) if info.data.get("source") == "imported" else GRAPHS
         for graph, (inputs, outputs) in GRAPH_IO.items():
             spec = graphs.get(graph)
-            if spec is None:
+            if spec is None and graph in required:
                 raise ValueError(f"the {graph} graph is missing")
+            if spec is None:
+                continue
             if sorted(spec.inputs) != sorted(inputs):
                 raise ValueError(
                     f"the {graph} graph takes {spec.inputs}; GRAPH_IO says {list(inputs)}"
                 )
-            missing = [name for name in outputs if name not in spec.outputs]
+            missing = [name for name in outputs if name not in spec.outputs and name != "codes"]
             if missing:
                 raise ValueError(f"the {graph} graph lacks outputs {missing}")
         return graphs
+
+    @model_validator(mode="after")
+    def _complete_for_its_source(self) -> ExportedManifest:
+        """A trained version has every graph; an imported one at least the autoencoder, and
+        codes (an encoder, the `codes` output) exactly when it has a latent dimension."""
+        if self.source == "trained":
+            if self.training is None:
+                raise ValueError("training: a trained version needs its training summary")
+        elif self.imported is None:
+            raise ValueError("imported: an imported version needs its import summary")
+        has_codes = self.latent_dim is not None
+        if has_codes != ("codes" in self.graphs["autoencoder"].outputs):
+            raise ValueError(
+                "the autoencoder graph must give `codes` exactly when latent_dim is set"
+            )
+        if "decoder" in self.graphs and "encoder" not in self.graphs:
+            raise ValueError("the encoder graph is missing (a decoder needs one)")
+        if not has_codes and "encoder" in self.graphs:
+            raise ValueError("latent_dim: an encoder graph needs the width of its codes")
+        return self
 
     @model_validator(mode="after")
     def _one_scaling_value_per_feature(self) -> ExportedManifest:

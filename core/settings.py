@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     body is parsed."""
     decode_threads: int = Field(default=2, ge=1)
     """Most large bodies decoded at once per process; the others wait for a thread."""
+    max_import_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Largest model file `aeserve import` and POST /import take (ONNX or TorchScript); over the
+    HTTP body limit too, raise both."""
     api_key: SecretStr | None = None
     """When set, management calls need `Authorization: Bearer <key>`."""
     inference_requires_key: bool = False

@@ -60,6 +60,7 @@ def _record(row: sqlite3.Row) -> JobRecord:
     spec = JobSpec.model_validate_json(row["spec"])
     return JobRecord(
         job_id=row["job_id"],
+        kind=spec.kind,
         name=spec.name,
         dataset=spec.dataset,
         status=row["status"],

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from core.importing import ModelFormat
 from core.manifest import ModelRef
 
 Fate = Literal["cancelled", "publishing", "lost"]
@@ -24,15 +25,30 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+JobKind = Literal["train", "import"]
+
+
+class ModelFile(BaseModel):
+    """A model file to import, stored by the API process (core/model_files.py)."""
+
+    sha256: str
+    format: ModelFormat
+    file: str = Field(description="The name the client gave the file.")
+
+
 class JobSpec(BaseModel):
     """A validated submission: everything the training process needs, and nothing large."""
 
+    kind: JobKind = "train"
     name: str
-    dataset: str = Field(description="Id of the stored dataset to train on.")
-    config: dict[str, Any] = Field(description="TrainConfig fields as submitted.")
+    dataset: str = Field(description="Id of the stored dataset to train on, or to calibrate on.")
+    config: dict[str, Any] = Field(
+        description="TrainConfig fields as submitted; ImportOptions fields for an import."
+    )
+    model_file: ModelFile | None = Field(default=None, description="Only for an import.")
     promote: bool = False
     """Off by default everywhere; the repository makes a model's first version active anyway."""
-    epochs: int = Field(description="Most epochs the run can take (config.epochs).")
+    epochs: int = Field(description="Most epochs the run can take (config.epochs); 0 to import.")
 
 
 class EpochLoss(BaseModel):
@@ -51,9 +67,9 @@ class JobProgress(BaseModel):
 class JobResult(BaseModel):
     model: ModelRef
     promoted: bool = Field(description="Whether the new version is the active one.")
-    epochs_run: int
-    best_epoch: int
-    val_loss: float
+    epochs_run: int | None = Field(default=None, description="None for an import.")
+    best_epoch: int | None = Field(default=None, description="None for an import.")
+    val_loss: float | None = Field(default=None, description="None for an import.")
     threshold: float
 
 
@@ -67,7 +83,8 @@ class JobOutcome(BaseModel):
 
 class JobRecord(BaseModel):
     job_id: str
-    name: str = Field(description="Model the job trains a new version of.")
+    kind: JobKind = Field(default="train", description="Training a version, or importing one.")
+    name: str = Field(description="Model the job trains (or imports) a new version of.")
     dataset: str
     status: JobStatus
     created_at: datetime

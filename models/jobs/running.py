@@ -7,13 +7,21 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.config import TrainConfig
+from core.data import DataError
 from core.datasets import DatasetStore
+from core.errors import AeserveError
+from core.importing import ImportOptions
 from core.jobs.records import INTERRUPTED, Fate, JobOutcome, JobResult, JobSpec
 from core.manifest import ModelRef
-from core.repository import ModelRepository
+from core.model_files import ModelFileStore
+from core.repository import ModelRepository, sha256_of
 from models.jobs.watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from models.pipeline import PublishedModel
 
 log = logging.getLogger("aeserve.jobs")
 
@@ -78,21 +86,13 @@ class GatedRepository(ModelRepository):
 def run_job(
     spec: JobSpec, repository_root: Path, datasets: DatasetStore, hooks: JobHooks
 ) -> JobOutcome:
-    """Train and publish; every way this can end becomes an outcome, never an exception."""
-    from models.pipeline import train_and_publish
+    """Train (or import) and publish; every way this can end becomes an outcome, never an
+    exception."""
     from models.training import TrainingCancelled
 
     repository = GatedRepository(repository_root, hooks.claim_publish)
     try:
-        published = train_and_publish(
-            datasets.load(spec.dataset),
-            spec.name,
-            TrainConfig.model_validate(spec.config),
-            repository,
-            promote=spec.promote,
-            progress=hooks.record_epoch,
-            should_stop=hooks.should_stop,
-        )
+        published = _publish(spec, repository, datasets, hooks)
     except (TrainingCancelled, JobCancelled):
         return JobOutcome(status="cancelled")
     except JobInterrupted as exc:
@@ -100,16 +100,54 @@ def run_job(
     except ValueError as exc:
         # DataError, ConfigError, TrainingDiverged: their messages say what to change.
         return JobOutcome(status="failed", error=str(exc))
+    except AeserveError as exc:  # a rule the data broke (e.g. too few calibration rows)
+        return JobOutcome(status="failed", error=exc.message)
     except Exception as exc:
-        log.exception("job training %r failed", spec.name)
+        log.exception("job %s %r failed", spec.kind, spec.name)
         return JobOutcome(status="failed", error=f"{type(exc).__name__}: {exc}")
     training = published.manifest.training
     result = JobResult(
         model=ModelRef(name=published.name, version=published.version),
         promoted=repository.active_version(published.name) == published.version,
-        epochs_run=training.epochs_run,
-        best_epoch=training.best_epoch,
-        val_loss=training.val_loss,
+        epochs_run=training.epochs_run if training else None,
+        best_epoch=training.best_epoch if training else None,
+        val_loss=training.val_loss if training else None,
         threshold=published.manifest.threshold,
     )
     return JobOutcome(status="succeeded", result=result)
+
+
+def _publish(
+    spec: JobSpec, repository: ModelRepository, datasets: DatasetStore, hooks: JobHooks
+) -> PublishedModel:
+    rows = datasets.load(spec.dataset)
+    if spec.kind == "import":
+        from models.importing import import_and_publish
+
+        assert spec.model_file is not None  # the API process sets it for every import
+        model_file = spec.model_file
+        path = ModelFileStore(datasets.root).path(model_file.sha256, model_file.format)
+        if not path.is_file() or sha256_of(path) != model_file.sha256:
+            raise DataError(
+                f"model file {model_file.file!r} is missing or does not match its sha256"
+            )
+        return import_and_publish(
+            path,
+            rows,
+            spec.name,
+            ImportOptions.model_validate(spec.config),
+            repository,
+            promote=spec.promote,
+            file_name=model_file.file,
+        )
+    from models.pipeline import train_and_publish
+
+    return train_and_publish(
+        rows,
+        spec.name,
+        TrainConfig.model_validate(spec.config),
+        repository,
+        promote=spec.promote,
+        progress=hooks.record_epoch,
+        should_stop=hooks.should_stop,
+    )

@@ -1,4 +1,4 @@
-"""The `aeserve` command line: serve, worker, train, models, promote."""
+"""The `aeserve` command line: serve, worker, train, import, models, promote."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from core import __version__
-from service.cli import serving, training, worker
+from service.cli import importing, serving, training, worker
 
 app = typer.Typer(
     name="aeserve",
@@ -39,5 +39,6 @@ def main(
 app.command()(serving.serve)
 app.command()(worker.worker)
 app.command()(training.train)
+app.command("import")(importing.import_model)
 app.command()(training.models)
 app.command()(training.promote)

@@ -163,6 +163,7 @@ def train(
             )
 
     training = published.manifest.training
+    assert training is not None  # a trained version has its summary
     epochs_run = training.epochs_run
     active = store.active_version(name) == published.version
     stopped = (

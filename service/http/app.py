@@ -17,9 +17,20 @@ from service.http import error_handlers as handlers
 from service.http import openapi
 from service.http.body_limit import BodySizeLimit
 from service.http.fastlane import InferenceFastLane
-from service.http.offload import decoding_limiter
 from service.http.jobs_lifespan import training_jobs
-from service.http.routes import datasets, docs, health, inference, jobs, models, scores, ui, v2
+from service.http.offload import decoding_limiter
+from service.http.routes import (
+    datasets,
+    docs,
+    health,
+    imports,
+    inference,
+    jobs,
+    models,
+    scores,
+    ui,
+    v2,
+)
 from service.inference.options import RuntimeOptions
 from service.inference.registry import ModelRegistry
 from service.observability.metrics import Metrics, MetricsMiddleware
@@ -81,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(scores.router)
     app.include_router(jobs.router)
     app.include_router(datasets.router)
+    app.include_router(imports.router)
     app.include_router(health.router)
     app.include_router(v2.router)
     openapi.install(app)  # request examples as wide as the default model's rows

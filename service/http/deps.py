@@ -149,7 +149,7 @@ def build_batch(
     explain: bool = False,
 ) -> Batch:
     """The request's matrix, checked against the model, and its /score options."""
-    dim = runtime.latent_dim if schema is DecodeRequest else runtime.input_dim
+    dim = runtime.codes_width() if schema is DecodeRequest else runtime.input_dim
     max_rows = runtime.options.max_batch
     array, parsed = read_batch(body, content_type, schema, dim, runtime.label, max_rows)
     metrics.observe_batch(route, runtime.name, len(array))

@@ -50,7 +50,7 @@ def with_examples(document: dict[str, Any], registry: ModelRegistry | None) -> d
     return fitted
 
 
-def _default_model_widths(registry: ModelRegistry | None) -> tuple[str, int, int] | None:
+def _default_model_widths(registry: ModelRegistry | None) -> tuple[str, int, int | None] | None:
     """(label, d, k) of the model a request without `?model=` gets, if one is loaded."""
     if registry is None:
         return None
@@ -61,9 +61,9 @@ def _default_model_widths(registry: ModelRegistry | None) -> tuple[str, int, int
     return runtime.label, runtime.input_dim, runtime.latent_dim
 
 
-def _example(path: str, field: str, widths: tuple[str, int, int] | None) -> dict[str, Any]:
+def _example(path: str, field: str, widths: tuple[str, int, int | None] | None) -> dict[str, Any]:
     extra: dict[str, Any] = {"explain": True} if path == "/score" else {}
-    if widths is None:
+    if widths is None or (field == "codes" and widths[2] is None):  # no codes: /decode is a 409
         value = ILLUSTRATIVE[field]
         return {
             "illustrative": {
@@ -75,7 +75,7 @@ def _example(path: str, field: str, widths: tuple[str, int, int] | None) -> dict
             }
         }
     label, input_dim, latent_dim = widths
-    width = latent_dim if field == "codes" else input_dim
+    width = latent_dim if field == "codes" and latent_dim is not None else input_dim
     return {
         "default-model": {
             "summary": f"One row of zeros for the default model ({label}, {width} values)",

@@ -25,7 +25,9 @@ def load_runtime(folder: Path, options: RuntimeOptions) -> ModelRuntime:
     session_options = options.session_options()
     sessions = {}
     for graph in GRAPHS:
-        spec = manifest.graphs[graph]
+        spec = manifest.graphs.get(graph)
+        if spec is None:  # an imported version may lack the encoder and decoder
+            continue
         try:
             session = ort.InferenceSession(
                 str(folder / spec.file),
@@ -66,7 +68,7 @@ def _check_session(
             raise CorruptVersion(
                 f"{label}: {spec.file} has {kind} {sorted(found)}; the manifest lists {listed}"
             )
-    widths = {
+    widths: dict[str, tuple[str, int | None]] = {
         "x": ("input_dim", manifest.input_dim),
         "codes": ("latent_dim", manifest.latent_dim),
         "reconstructions": ("input_dim", manifest.input_dim),

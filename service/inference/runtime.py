@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from core.errors import InvalidInput
+from core.errors import GraphUnavailable, InvalidInput
 from core.manifest import GRAPH_IO, GRAPHS, Manifest
 from service.inference.batching import DynamicBatcher
 from service.inference.options import RuntimeOptions
@@ -96,8 +96,35 @@ class ModelRuntime:
     def check_codes(self, z: npt.ArrayLike) -> FloatArray:
         """n × latent_dim float32, C-contiguous; `InvalidInput` naming the first bad row."""
         return check_batch(
-            z, self.latent_dim, self.options.max_batch, self.label, " (its latent dimension)"
+            z, self.codes_width(), self.options.max_batch, self.label, " (its latent dimension)"
         )
+
+    def codes_width(self) -> int:
+        """k, the width /decode takes; `GraphUnavailable` (409) for a version without a decoder."""
+        self.require("decoder")
+        assert self.latent_dim is not None  # a version with a decoder has codes
+        return self.latent_dim
+
+    def require(self, graph: str) -> None:
+        """`GraphUnavailable` (409) when this version has no such graph: an imported autoencoder
+        without a code output has no encoder nor decoder, one whose reconstruction does not
+        depend on the input through the codes alone has no decoder."""
+        if graph in self._sessions:
+            return
+        if graph == "encoder" or self.latent_dim is None:
+            why = "it was imported from a graph without a code output (import it with --codes)"
+        else:
+            why = "its imported graph cannot be cut at the codes: the reconstruction also "
+            why += "depends on the input by another path"
+        raise GraphUnavailable(
+            f"{self.label} has no {graph}: {why}; /score and /reconstruct serve it"
+        )
+
+    def outputs_of(self, graph: str) -> tuple[str, ...]:
+        """The graph's outputs in GRAPH_IO's order: without `codes` for a version without."""
+        self.require(graph)
+        listed = self.manifest.graphs[graph].outputs
+        return tuple(name for name in GRAPH_IO[graph][1] if name in listed)
 
     def _threshold(self, threshold: float | None) -> float:
         if threshold is None:
@@ -122,10 +149,9 @@ class ModelRuntime:
         self, graph: str, inputs: dict[str, np.ndarray[Any, Any]], outputs: list[str]
     ) -> tuple[list[str], dict[str, FloatArray]]:
         """The outputs to fetch and the validated feeds of an `infer` call."""
-        session = self._sessions.get(graph)
-        if session is None:
+        if graph not in GRAPH_IO:
             raise InvalidInput(f"{self.label} has no graph {graph!r}; it has {', '.join(GRAPHS)}")
-        expected_inputs, known_outputs = GRAPH_IO[graph]
+        expected_inputs, known_outputs = GRAPH_IO[graph][0], self.outputs_of(graph)
         for name in inputs:
             if name not in expected_inputs:
                 raise InvalidInput(
@@ -155,6 +181,7 @@ class ModelRuntime:
     async def encode_async(self, x: npt.ArrayLike) -> FloatArray:
         """n × d → n × k codes z = f(x), merged with concurrent requests into one session run
         off the event loop."""
+        self.require("encoder")
         (codes,) = await self._batcher.submit(("encoder", ("codes",)), self.check_vectors(x))
         return codes
 

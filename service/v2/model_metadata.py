@@ -72,7 +72,7 @@ def _spec(name: str, runtime: ModelRuntime) -> TensorSpec:
     if name == "scores":  # one loss per row
         return TensorSpec(name, (-1,))
     width = runtime.latent_dim if name == "codes" else runtime.input_dim
-    return TensorSpec(name, (-1, width))
+    return TensorSpec(name, (-1, -1 if width is None else width))
 
 
 def _version_number(name: str, version: str | None) -> int | None:
@@ -102,7 +102,8 @@ async def resolve(registry: ModelRegistry, name: str, version: str | None) -> Pr
         raise ModelNotFound(f"model {name!r} not found") from None
     except VersionNotFound:
         raise VersionNotFound(f"model {name!r} has no version {number}") from None
-    inputs, outputs = GRAPH_IO[graph]
+    # An imported version may lack the decoder (409) or the `codes` output.
+    inputs, outputs = GRAPH_IO[graph][0], runtime.outputs_of(graph)
     return ProtocolModel(
         name=name,
         base=base,

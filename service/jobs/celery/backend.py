@@ -134,6 +134,7 @@ class CeleryBackend:
         report: dict[str, Any] = info if isinstance(info, dict) else {}
         fields: dict[str, Any] = {
             "job_id": job_id,
+            "kind": spec.kind,
             "name": spec.name,
             "dataset": spec.dataset,
             "created_at": entry["created_at"],
