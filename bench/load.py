@@ -66,7 +66,7 @@ def run_wrk(
         "wrk",
         "-t1",
         f"-c{connections}",
-        f"-d{seconds:g}s",
+        f"-d{max(1, round(seconds))}s",  # wrk takes whole seconds
         f"--timeout={timeout_s}s",
         "-s",
         str(script),

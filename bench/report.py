@@ -1,123 +1,320 @@
-"""bench/results/serving.md: the tables, the issue's must-show ratios, and how to reproduce them."""
+"""bench/results/serving.md and the README's summary of it: tables, ratios, the issue's checks.
+
+Every ratio is taken round by round between two rows of the same workload and the same thread
+budget (threads that may run onnxruntime at once), then summarised as the median of the rounds
+with their range.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.load import Load
+from bench.machine import Memory
 
-ON, OFF, NAIVE = "aeserve, batching on", "aeserve, batching off", "naive FastAPI"
-RESULTS = Path(__file__).resolve().parent / "results" / "serving.md"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "serving.md"
+README = ROOT / "README.md"
 # bench/gpu.py writes its section between these; a rewrite of the file by `make bench` keeps it.
 GPU_START = "<!-- gpu: written by python -m bench.gpu -->"
 GPU_END = "<!-- /gpu -->"
-ROWS = {"b1": 1, "b64": 64, "c64": 1, "npy256": 256}
+# The README's summary, rewritten by `make bench` from the same numbers.
+README_START = "<!-- bench: written by python -m bench.serving from bench/results/serving.md -->"
+README_END = "<!-- /bench -->"
+
+RAW, NAIVE, AESERVE, PEER = "raw", "naive", "aeserve", "peer"
+_KIND_ORDER = {RAW: 0, NAIVE: 1, AESERVE: 2, PEER: 3}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Row:
-    model: str
+    """One contender on one workload: its load in each round (None where that round failed)."""
+
     server: str
+    kind: str  # RAW, NAIVE, AESERVE or PEER
+    budget: int
     workload: str
     workload_label: str
-    load: Load | None
-    rounds: int
+    loads: list[Load | None] = field(default_factory=list)
+    error: str | None = None
+    workers: int = 1  # aeserve's --workers
+    batching: bool | None = None
+
+    @property
+    def measured(self) -> list[Load]:
+        return [load for load in self.loads if load is not None]
+
+
+@dataclass
+class Footprint:
+    """A server's start and memory: ready time, RSS after warm-up and after the run."""
+
+    server: str
+    budget: int
+    note: str  # how its budget is set
+    ready_s: list[float] = field(default_factory=list)
+    ready_how: str = ""
+    imports_s: list[float] = field(default_factory=list)  # Python's start and imports alone
+    memory_warm: Memory | None = None
+    memory_after: Memory | None = None
+    kind: str = AESERVE
     error: str | None = None
 
 
-def _find(rows: list[Row], server: str, workload: str) -> Load | None:
+@dataclass
+class ModelResult:
+    name: str
+    dim: int
+    train_command: str
+    rows: list[Row]
+    contention: list[Row] = field(default_factory=list)
+    footprints: list[Footprint] = field(default_factory=list)
+    idle_busy: float | None = None  # share of the cores busy with every server up and idle
+
+
+def _median_load(loads: list[Load]) -> Load:
+    ordered = sorted(loads, key=lambda load: load.vectors_per_s)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    if not values:
+        return "–"
+    middle = format(statistics.median(values), fmt)
+    if len(values) == 1:
+        return middle
+    return f"{middle} ({format(min(values), fmt)}–{format(max(values), fmt)})"
+
+
+def ratios(row: Row | None, reference: Row | None) -> list[float]:
+    """`row` over `reference`, round by round (rounds where either failed are left out)."""
+    if row is None or reference is None:
+        return []
+    pairs = zip(row.loads, reference.loads, strict=False)
+    return [a.vectors_per_s / b.vectors_per_s for a, b in pairs if a and b and b.vectors_per_s]
+
+
+def find(
+    rows: list[Row],
+    kind: str,
+    workload: str,
+    budget: int | None = None,
+    *,
+    batching: bool | None = True,
+    workers: int = 1,
+) -> Row | None:
     for row in rows:
-        if row.server == server and row.workload == workload and row.load is not None:
-            return row.load
+        if row.kind != kind or row.workload != workload or not row.measured:
+            continue
+        if budget is not None and row.budget != budget:
+            continue
+        if kind == AESERVE and (row.batching != batching or row.workers != workers):
+            continue
+        return row
     return None
 
 
-def _table(rows: list[Row], raw: dict[int, float]) -> list[str]:
-    lines = [
-        "| server | workload | requests/s | vectors/s | p50 ms | p99 ms | failed "
-        "| × raw onnxruntime | × naive |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for row in rows:
-        if row.load is None:
-            lines.append(
-                f"| {row.server} | {row.workload_label} | failed: {_cell(row.error)} | | | | | | |"
-            )
-            continue
-        load = row.load
-        limit = raw[ROWS[row.workload]]
-        naive = _find(rows, NAIVE, row.workload)
-        vs_naive = f"{load.vectors_per_s / naive.vectors_per_s:.2f}" if naive else "–"
-        lines.append(
-            f"| {row.server} | {row.workload_label} | {load.requests_per_s:,.0f} | "
-            f"{load.vectors_per_s:,.0f} | {load.p50_ms:.2f} | {load.p99_ms:.2f} | {load.errors} | "
-            f"{load.vectors_per_s / limit:.3f} | {vs_naive} |"
-        )
-    return lines
+def _reference(rows: list[Row], row: Row, kind: str) -> Row | None:
+    return find(rows, kind, row.workload, row.budget)
+
+
+def _budget(budget: int) -> str:
+    return f"{budget} thread{'s' if budget > 1 else ''}"
 
 
 def _cell(text: str | None) -> str:
     return (text or "").replace("|", "/").replace("\n", " ")[:400]
 
 
-def _checks(rows: list[Row], raw: dict[int, float], training: Any) -> list[str]:
-    def ratio(a: Load | None, b: Load | None) -> float | None:
-        return a.vectors_per_s / b.vectors_per_s if a and b else None
-
-    def line(name: str, value: float | None, target: float, detail: str = "") -> str:
-        if value is None:
-            return f"- {name}: not measured"
-        verdict = "holds" if value >= target else "does not hold"
-        return f"- {name}: **{value:.2f}×** (target ≥ {target}×) — {verdict}{detail}"
-
-    on_c64, off_c64 = _find(rows, ON, "c64"), _find(rows, OFF, "c64")
-    npy = _find(rows, ON, "npy256")
-    out = [
-        line(
-            "/score batch 1 JSON, requests/s vs naive",
-            ratio(_find(rows, ON, "b1"), _find(rows, NAIVE, "b1")),
-            3,
-        ),
-        line(
-            "/score batch 64 JSON, vectors/s vs naive",
-            ratio(_find(rows, ON, "b64"), _find(rows, NAIVE, "b64")),
-            4,
-        ),
-        line(
-            "/score batch 256 .npy, vectors/s vs raw onnxruntime",
-            npy.vectors_per_s / raw[256] if npy else None,
-            0.6,
-        ),
-        line(
-            "64 clients at batch 1, batching on vs off",
-            ratio(on_c64, off_c64),
-            2,
-            f" (p99 {on_c64.p99_ms:.1f} ms on, {off_c64.p99_ms:.1f} ms off)"
-            if on_c64 and off_c64
-            else "",
-        ),
+def table(rows: list[Row], workloads: list[Any]) -> list[str]:
+    order = {w.key: i for i, w in enumerate(workloads)}
+    lines = [
+        "| workload | server | budget | vectors/s | requests/s | p50 ms | p99 ms | failed "
+        "| × raw onnxruntime, same budget | × naive, same budget |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    peers = {r.server for r in rows if not r.server.startswith(("aeserve", "naive"))}
-    for workload in ("b1", "b64", "c64"):
-        best = max(
-            ((p, _find(rows, p, workload)) for p in peers),
-            key=lambda pair: pair[1].vectors_per_s if pair[1] else -1.0,
-            default=(None, None),
+    ordered = sorted(
+        rows, key=lambda r: (order.get(r.workload, 99), r.budget, _KIND_ORDER[r.kind], r.server)
+    )
+    for row in ordered:
+        head = f"| {row.workload_label} | {row.server} | {_budget(row.budget)} |"
+        if not row.measured:
+            lines.append(f"{head} failed: {_cell(row.error)} | | | | | | |")
+            continue
+        middle = _median_load(row.measured)
+        vs_raw = "–" if row.kind == RAW else _spread(ratios(row, _reference(rows, row, RAW)), ".2f")
+        vs_naive = (
+            "–"
+            if row.kind in (RAW, NAIVE)
+            else _spread(ratios(row, _reference(rows, row, NAIVE)), ".2f")
         )
-        if best[1] is not None:
+        latency = "– | –" if row.kind == RAW else f"{middle.p50_ms:.2f} | {middle.p99_ms:.2f}"
+        failed = sum(load.errors for load in row.measured) + row.loads.count(None)
+        lines.append(
+            f"{head} {_spread([x.vectors_per_s for x in row.measured], ',.0f')} | "
+            f"{statistics.median(x.requests_per_s for x in row.measured):,.0f} | "
+            f"{latency} | {failed} | {vs_raw} | {vs_naive} |"
+        )
+    return lines
+
+
+def _memory(memory: Memory | None) -> str:
+    if memory is None:
+        return "–"
+    if memory.processes == 1:
+        return f"{memory.rss_mb:.0f} MB"
+    return (
+        f"{memory.rss_mb:.0f} MB in {memory.processes} processes "
+        f"(largest {memory.largest_mb:.0f} MB)"
+    )
+
+
+def footprint_table(footprints: list[Footprint]) -> list[str]:
+    lines = [
+        "| server | budget | ready after start, s | how | of which Python's start and imports, s "
+        "| RSS after warm-up | RSS after the run |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for f in footprints:
+        if f.error:
+            lines.append(f"| {f.server} | {_budget(f.budget)} | failed: {_cell(f.error)} | | | | |")
+            continue
+        lines.append(
+            f"| {f.server} | {_budget(f.budget)} ({f.note}) | {_spread(f.ready_s, '.2f')} | "
+            f"{f.ready_how} | {_spread(f.imports_s, '.2f')} | {_memory(f.memory_warm)} | "
+            f"{_memory(f.memory_after)} |"
+        )
+    return lines
+
+
+def scaling_table(rows: list[Row]) -> list[str]:
+    one = find(rows, AESERVE, "c64", 1)
+    ways = [
+        ("`--workers 1`, batch_workers=1", one),
+        ("`--workers 2`, batch_workers=1", find(rows, AESERVE, "c64", 2, workers=2)),
+        ("`--workers 1`, batch_workers=2", find(rows, AESERVE, "c64", 2)),
+    ]
+    lines = [
+        "| aeserve | budget | requests/s | × `--workers 1` | × raw onnxruntime, same budget |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, row in ways:
+        if row is None:
+            lines.append(f"| {name} | | not measured | | |")
+            continue
+        raw = _reference(rows, row, RAW)
+        lines.append(
+            f"| {name} | {_budget(row.budget)} | "
+            f"{_spread([x.requests_per_s for x in row.measured], ',.0f')} | "
+            f"{_spread(ratios(row, one), '.2f')} | {_spread(ratios(row, raw), '.2f')} |"
+        )
+    return lines
+
+
+def _verdict(name: str, values: list[float], target: float, detail: str = "") -> str:
+    if not values:
+        return f"- {name}: not measured"
+    median = statistics.median(values)
+    verdict = "holds" if median >= target else "does not hold"
+    return (
+        f"- {name}: **{median:.2f}×** (rounds {min(values):.2f}–{max(values):.2f}; target ≥ "
+        f"{target}×) — {verdict}{detail}"
+    )
+
+
+def best_peer(rows: list[Row], workload: str) -> tuple[Row | None, list[float]]:
+    """The peer aeserve (one batch worker) leads by the least, and the ratios to it."""
+    mine = find(rows, AESERVE, workload, 1)
+    peers = [r for r in rows if r.kind == PEER and r.workload == workload and r.measured]
+    scored = [(p, ratios(mine, p)) for p in peers]
+    scored = [(p, values) for p, values in scored if values]
+    if not scored:
+        return None, []
+    return min(scored, key=lambda pair: statistics.median(pair[1]))
+
+
+def checks(result: ModelResult, budgets: list[int], training: Any) -> list[str]:
+    rows = result.rows
+    out = []
+    for budget in budgets:
+        same = f"{_budget(budget)} each"
+        on, naive = find(rows, AESERVE, "b1", budget), find(rows, NAIVE, "b1", budget)
+        out.append(_verdict(f"/score batch 1 JSON vs naive, {same}", ratios(on, naive), 3))
+    for budget in budgets:
+        on = find(result.contention, AESERVE, "b1", budget)
+        naive = find(result.contention, NAIVE, "b1", budget)
+        out.append(
+            _verdict(
+                f"the same with one core kept busy, {_budget(budget)} each",
+                ratios(on, naive),
+                2.5,
+            )
+        )
+    for budget in budgets:
+        on, naive = find(rows, AESERVE, "b64", budget), find(rows, NAIVE, "b64", budget)
+        out.append(
+            _verdict(f"/score batch 64 JSON vs naive, {_budget(budget)} each", ratios(on, naive), 4)
+        )
+    for workload in ("b1", "b64", "c64"):
+        peer, values = best_peer(rows, workload)
+        if peer is not None:
             out.append(
-                line(
-                    f"ahead of the best peer ({best[0]}) on {workload}",
-                    ratio(_find(rows, ON, workload), best[1]),
+                _verdict(
+                    f"{workload}: aeserve ahead of the closest peer ({peer.server}), "
+                    "1 thread each, same rounds",
+                    values,
                     1.5,
                 )
             )
+    for budget in budgets:
+        npy = find(rows, AESERVE, "npy256", budget)
+        out.append(
+            _verdict(
+                f"/score batch 256 .npy vs raw onnxruntime, {_budget(budget)} each",
+                ratios(npy, _reference(rows, npy, RAW) if npy else None),
+                0.6,
+            )
+        )
+    top = max(budgets)
+    on, off = find(rows, AESERVE, "c64", top), find(rows, AESERVE, "c64", top, batching=False)
+    detail = (
+        f" (p99 {_median_load(on.measured).p99_ms:.1f} ms on, "
+        f"{_median_load(off.measured).p99_ms:.1f} ms off)"
+        if on and off
+        else ""
+    )
+    out.append(
+        _verdict(
+            f"64 clients at batch 1, batching on vs off, {_budget(top)} each",
+            ratios(on, off),
+            2,
+            detail,
+        )
+    )
+    for f in result.footprints:
+        if f.kind == AESERVE and f.ready_s:
+            ready = statistics.median(f.ready_s)
+            api = f.memory_warm.largest_mb if f.memory_warm else None
+            out.append(
+                f"- {f.server}: ready {ready:.2f} s after start (target ≤ 1 s) — "
+                f"{'holds' if ready <= 1 else 'does not hold'}; "
+                + (
+                    f"RSS of the API process after warm-up {api:.0f} MB (target ≤ 150 MB) — "
+                    f"{'holds' if api <= 150 else 'does not hold'}"
+                    if api is not None
+                    else "RSS not measured"
+                )
+            )
     if training is not None:
-        out.append(line("`aeserve train` samples/s vs the hand-written loop", training.ratio, 0.9))
+        out.append(
+            f"- `aeserve train` samples/s vs the hand-written loop: **{training.ratio:.2f}×** "
+            f"(target ≥ 0.9×) — {'holds' if training.ratio >= 0.9 else 'does not hold'}"
+        )
     return out
 
 
@@ -126,47 +323,54 @@ def write_report(
     started: datetime.datetime,
     commit: str,
     machine: str,
-    results: list[tuple[Any, list[Row], dict[int, float]]],
+    results: list[ModelResult],
     training: Any,
     args: argparse.Namespace,
     workloads: list[Any],
+    *,
+    load_at_start: str = "",
+    budgets: list[int] | None = None,
+    fastlane: str | None = None,
+    command: str = "make bench",
 ) -> None:
+    budgets = budgets or [1, 2]
     kept_gpu = gpu_section(path.read_text()) if path.exists() else None
+    rounds = getattr(args, "rounds", 0)
     lines = [
         "# Serving benchmark",
         "",
         f"- date: {started:%Y-%m-%d %H:%M} UTC",
         f"- commit: {commit}",
         f"- machine: {machine}",
-        "- command: `make bench` "
-        f"(`python -m bench.serving --seconds {args.seconds:g} --rounds {args.rounds}`)",
+        f"- load at start: {load_at_start or 'not recorded'}",
+        f"- command: `{command}`",
+        "- thread budget: the threads that may run onnxruntime at once, each session on one "
+        "intra-op thread: raw onnxruntime's concurrent streams, aeserve's `batch_workers` (× "
+        "`--workers`), the naive server's threadpool limit; the peers run one model instance. "
+        "Every ratio is between rows of the same workload and the same budget, taken round by "
+        "round; cells give the median of the rounds and (the range).",
         "- load: `wrk -t1 -cN -dS --timeout=10s -s SCRIPT URL`, each script POSTs one fixed body "
-        "(bench/load.py); aeserve and the naive server are measured in alternating rounds and the "
-        "median round is shown; every server is one process with onnxruntime on one thread.",
+        f"(bench/load.py). Every contender, raw onnxruntime and the peers included, is measured "
+        f"in {rounds} alternating rounds per workload (the order rotates each round), all servers "
+        "up at once; raw onnxruntime runs in the benchmark's own process.",
         "- GPU: see the GPU section at the end (`python -m bench.gpu`, on a GPU machine)."
         if kept_gpu
         else "- GPU: not measured here; no GPU machine was lent to this work.",
         "",
     ]
-    for model, rows, raw in results:
+    for result in results:
+        lines += _model_section(result, workloads, budgets, training, first=result is results[0])
+    if fastlane:
         lines += [
-            f"## {model.name}: d = {model.dim}",
+            "## Event-loop CPU per request (bench/fastlane.py)",
             "",
-            f"Trained with `{model.train_command}`. "
-            "Raw onnxruntime in-process, one thread, scores only: "
-            + ", ".join(f"batch {n}: {v:,.0f} vectors/s" for n, v in raw.items())
-            + ".",
+            "`python -m bench.fastlane`: the event-loop thread's CPU time per batch-1 /score "
+            "request, the ASGI app called directly (no sockets), so a busy neighbour stretches "
+            "it far less than throughput.",
             "",
-            *_table(rows, raw),
+            fastlane.strip(),
             "",
         ]
-        if model.name == "mnist784":
-            lines += [
-                "### The issue's must-show ratios (this model)",
-                "",
-                *_checks(rows, raw, training),
-                "",
-            ]
     if training is not None:
         lines += [
             "## Training speed (CPU)",
@@ -185,6 +389,148 @@ def write_report(
         lines += [kept_gpu, ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
+
+
+def _model_section(
+    result: ModelResult, workloads: list[Any], budgets: list[int], training: Any, first: bool
+) -> list[str]:
+    lines = [
+        f"## {result.name}: d = {result.dim}",
+        "",
+        f"Trained with `{result.train_command}`.",
+        "",
+        *table(result.rows, workloads),
+        "",
+    ]
+    if result.idle_busy is not None:
+        lines += [
+            f"With every server up and idle, before the rounds, the cores were "
+            f"{result.idle_busy:.0%} busy.",
+            "",
+        ]
+    if result.contention:
+        lines += [
+            f"### {result.name} with one core kept busy",
+            "",
+            "A process spinning on one core throughout (bench/machine.py `busy_core`), the "
+            "same rounds otherwise: how the edge holds under contention.",
+            "",
+            *table(result.contention, workloads),
+            "",
+        ]
+    if any(r.workers > 1 for r in result.rows):
+        lines += [
+            f"### {result.name}: worker processes, batch 1 JSON, 64 clients",
+            "",
+            *scaling_table(result.rows),
+            "",
+        ]
+    if result.footprints:
+        lines += [
+            f"### {result.name}: start-up and memory",
+            "",
+            "Ready: from starting the process to the first 200 on `/readyz` (aeserve, naive; "
+            "beside it, how long a fresh Python takes to start and import the same modules), "
+            "or to the first correct answer (peers: the start that served the rounds). RSS: "
+            "resident memory of every process the server started, read from /proc, after a "
+            "warm-up of every workload and after the rounds; one model loaded.",
+            "",
+            *footprint_table(result.footprints),
+            "",
+        ]
+    if first:
+        lines += [
+            "### The issue's checks (this model)",
+            "",
+            *checks(result, budgets, training),
+            "",
+        ]
+    return lines
+
+
+def readme_summary(result: ModelResult, budgets: list[int], machine: str) -> str:
+    """The README's table: the first model, each JSON workload at each budget."""
+    rows = result.rows
+    labels = {
+        "b1": "batch 1, JSON, 8 clients",
+        "b64": "batch 64, JSON, 8 clients",
+        "c64": "batch 1, JSON, 64 clients",
+        "npy256": "batch 256, `.npy`, 8 clients",
+    }
+    lines = [
+        f"Vectors/s on {result.name} (d = {result.dim}), {machine}; median of the rounds, every "
+        "ratio between rows of the same thread budget (threads that may run onnxruntime at once):",
+        "",
+        "| workload | budget | raw onnxruntime | naive FastAPI | closest peer | aeserve | × raw "
+        "| × naive | × closest peer |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def value(row: Row | None) -> str:
+        if row is None:
+            return "–"
+        return f"{statistics.median(x.vectors_per_s for x in row.measured):,.0f}"
+
+    def ratio(a: Row | None, b: Row | None) -> str:
+        values = ratios(a, b)
+        return f"{statistics.median(values):.2f}" if values else "–"
+
+    for key, label in labels.items():
+        for budget in budgets:
+            mine = find(rows, AESERVE, key, budget)
+            if mine is None:
+                continue
+            raw, naive = find(rows, RAW, key, budget), find(rows, NAIVE, key, budget)
+            peer, _ = best_peer(rows, key) if budget == 1 else (None, [])
+            peer_cell = f"{value(peer)} ({peer.server})" if peer else "–"
+            lines.append(
+                f"| {label} | {_budget(budget)} | {value(raw)} | {value(naive)} | {peer_cell} | "
+                f"**{value(mine)}** | {ratio(mine, raw)} | {ratio(mine, naive)} | "
+                f"{ratio(mine, peer)} |"
+            )
+    busy = []
+    for b in budgets:
+        on, naive = (
+            find(result.contention, AESERVE, "b1", b),
+            find(result.contention, NAIVE, "b1", b),
+        )
+        if on and naive:
+            busy.append(f"{ratio(on, naive)}× the naive server at {_budget(b)}")
+    one = find(rows, AESERVE, "c64", 1)
+    two = find(rows, AESERVE, "c64", 2, workers=2)
+    notes = []
+    if busy:
+        notes.append("With one core kept busy, batch 1 JSON stays at " + " and ".join(busy) + ".")
+    if one and two:
+        notes.append(
+            f"`aeserve serve --workers 2` (one batch worker each) serves {ratio(two, one)}× "
+            "the requests of `--workers 1` at batch 1 with 64 clients."
+        )
+    for f in result.footprints:
+        if f.kind == AESERVE and f.ready_s and f.memory_warm:
+            notes.append(
+                f"{f.server}: ready {statistics.median(f.ready_s):.2f} s after start, "
+                f"{f.memory_warm.largest_mb:.0f} MB resident after warm-up."
+            )
+            break
+    for f in result.footprints:
+        if f.kind == NAIVE and f.ready_s and f.memory_warm:
+            notes.append(
+                f"The naive server: {statistics.median(f.ready_s):.2f} s, "
+                f"{f.memory_warm.largest_mb:.0f} MB."
+            )
+            break
+    if notes:
+        lines += ["", " ".join(notes)]
+    return "\n".join(lines)
+
+
+def replace_readme_summary(text: str, summary: str) -> str:
+    """`text` with the part between the README markers replaced; unchanged without markers."""
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return text
+    return text[: start + len(README_START)] + "\n" + summary + "\n" + text[end:]
 
 
 def gpu_section(text: str) -> str | None:

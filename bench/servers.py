@@ -33,9 +33,16 @@ class Server:
     body: str  # "json" or "v2": which request body it takes
     port: int
     batching: bool | None = None
+    budget: int | None = None
+    """Threads that may run onnxruntime at once (each session on one thread); None: as the peer
+    runs it."""
+    budget_note: str = ""  # how that budget is set
+    ready_path: str | None = None  # a GET that answers 200 once the server can serve
+    imports: list[str] = field(default_factory=list)  # the modules its process starts by importing
     error: str | None = None  # why it could not be started, when it could not
-    notes: str = ""
     cleanup: list[list[str]] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+    ready_s: float | None = None  # from its start to its first correct answer, when it started
 
     @property
     def url(self) -> str:
@@ -58,26 +65,69 @@ def _base_env(model: BenchModel) -> dict[str, str]:
     }
 
 
-def naive(model: BenchModel) -> Server:
+def naive(model: BenchModel, threads: int) -> Server:
+    """The naive server with FastAPI's threadpool limited to `threads`: its endpoint, and so
+    `session.run`, runs on at most that many threads at once."""
     port = free_port()
-    command = [sys.executable, "-m", "bench.naive_server", str(model.onnx), str(port)]
-    return Server("naive FastAPI", command, _base_env(model), "/score", "json", port)
+    command = [sys.executable, "-m", "bench.naive_server", str(model.onnx), str(port), str(threads)]
+    label = f"naive FastAPI, {threads} thread{'s' if threads > 1 else ''}"
+    server = Server(label, command, _base_env(model), "/score", "json", port, None, threads)
+    server.budget_note = f"threadpool limited to {threads}"
+    server.ready_path = "/readyz"
+    server.imports = ["bench.naive_server"]
+    return server
 
 
-def aeserve(model: BenchModel, repository: Path, batching: bool) -> Server:
+# The batcher's settings, explicit so that the results say what ran whatever the defaults become.
+AESERVE_SETTINGS = {
+    "AESERVE_INTRA_OP_THREADS": "1",
+    "AESERVE_INTER_OP_THREADS": "1",
+    "AESERVE_MAX_BATCH_ROWS": "256",
+    "AESERVE_MAX_QUEUE_DELAY_US": "0",
+    "AESERVE_MAX_QUEUED_ROWS": "2048",
+    "AESERVE_REQUEST_TIMEOUT_S": "10",
+}
+
+
+def aeserve(
+    model: BenchModel,
+    repository: Path,
+    batching: bool,
+    batch_workers: int,
+    workers: int = 1,
+) -> Server:
     port = free_port()
     aeserve_bin = str(Path(sys.executable).parent / "aeserve")
     env = {
         **_base_env(model),
+        **AESERVE_SETTINGS,
         "AESERVE_MODEL_REPOSITORY": str(repository),
         "AESERVE_DEFAULT_MODEL": model.name,
-        "AESERVE_INTRA_OP_THREADS": "1",
-        "AESERVE_INTER_OP_THREADS": "1",
         "AESERVE_DYNAMIC_BATCHING": "true" if batching else "false",
+        "AESERVE_BATCH_WORKERS": str(batch_workers),
     }
     command = [aeserve_bin, "serve", "--port", str(port), "--log-level", "warning"]
-    label = f"aeserve, batching {'on' if batching else 'off'}"
-    return Server(label, command, env, "/score", "json", port, batching)
+    command += ["--workers", str(workers)]
+    label = f"aeserve, batching {'on' if batching else 'off'}, {batch_workers} batch worker"
+    label += "s" if batch_workers > 1 else ""
+    if workers > 1:
+        label += f", --workers {workers}"
+    budget = batch_workers * workers
+    server = Server(label, command, env, "/score", "json", port, batching, budget)
+    server.budget_note = f"batch_workers={batch_workers}" + (
+        f" × {workers} processes" if workers > 1 else ""
+    )
+    server.ready_path = "/readyz"
+    server.imports = ["service.cli", "service.main"]
+    return server
+
+
+PEER_BUDGETS = {
+    "litserve": "one worker process (workers_per_device=1)",
+    "bentoml": "one worker (workers=1), BentoML's own threads",
+    "pytriton": "one model instance",
+    "rayserve": "one replica, num_cpus=1",
+}
 
 
 def peer(name: str, model: BenchModel, batching: bool) -> Server:
@@ -106,7 +156,8 @@ def peer(name: str, model: BenchModel, batching: bool) -> Server:
     else:
         command = [str(python), script, str(port)]
         path, body = ("/predict" if name == "litserve" else "/score"), "json"
-    server = Server(label, command, env, path, body, port, batching)
+    server = Server(label, command, env, path, body, port, batching, 1)
+    server.budget_note = PEER_BUDGETS[name]
     if not isinstance(python, Path):
         server.error = python
     if name == "rayserve":
@@ -131,13 +182,9 @@ def _post(server: Server, body: bytes) -> object:
         return json.loads(response.read())
 
 
-@contextmanager
-def running(
-    server: Server, body: Path, expected: np.ndarray, log: Path, timeout_s: float = 180
-) -> Iterator[Server]:
-    """The server, started in its own process group, answering `body` with `expected` scores."""
+def _start(server: Server, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             server.command,
             env={**os.environ, **server.env},
             cwd=PEERS_DIR if "bentoml" in server.command[0] else ROOT,
@@ -145,8 +192,21 @@ def running(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+@contextmanager
+def running(
+    server: Server, body: Path, expected: np.ndarray, log: Path, timeout_s: float = 180
+) -> Iterator[Server]:
+    """The server, started in its own process group, answering `body` with `expected` scores.
+
+    `server.ready_s` is the time from its start to that first correct answer.
+    """
+    started = time.monotonic()
+    process = _start(server, log)
+    server.process = process
     try:
-        deadline = time.monotonic() + timeout_s
+        deadline = started + timeout_s
         payload = body.read_bytes()
         while True:
             if process.poll() is not None:
@@ -159,14 +219,51 @@ def running(
                     raise RuntimeError(
                         f"not answering after {timeout_s:.0f}s ({exc}): {_tail(log)}"
                     ) from None
-                time.sleep(0.5)
+                time.sleep(0.05)
+        server.ready_s = time.monotonic() - started
         if not np.allclose(scores, expected, rtol=1e-3, atol=1e-5):
             raise RuntimeError(f"wrong scores: {scores[:4]} instead of {expected[:4]}")
         yield server
     finally:
+        server.process = None
         _stop(process)
         for command in server.cleanup:
             subprocess.run(command, capture_output=True, timeout=120, check=False)
+
+
+def time_to_ready(server: Server, log: Path, timeout_s: float = 60) -> float:
+    """Seconds from starting the server's process to the first 200 on its ready path."""
+    assert server.ready_path is not None
+    url = f"http://127.0.0.1:{server.port}{server.ready_path}"
+    started = time.monotonic()
+    process = _start(server, log)
+    try:
+        while time.monotonic() - started < timeout_s:
+            if process.poll() is not None:
+                raise RuntimeError(f"exited with {process.returncode}: {_tail(log)}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        return time.monotonic() - started
+            except Exception:  # not up yet
+                pass
+            time.sleep(0.005)
+        raise RuntimeError(f"{url} not 200 after {timeout_s:.0f}s: {_tail(log)}")
+    finally:
+        _stop(process)
+
+
+def start_and_import_s(server: Server) -> float:
+    """Seconds for a fresh Python to start and import what the server's process imports first."""
+    started = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-c", f"import {', '.join(server.imports)}"],
+        cwd=ROOT,
+        env={**os.environ, **server.env},
+        check=True,
+        capture_output=True,
+    )
+    return time.monotonic() - started
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
