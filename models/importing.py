@@ -107,7 +107,7 @@ def load_source(path: Path, rows: np.ndarray, file_name: str) -> SourceModel:
             model = onnx.load_model_from_string(data)
         except Exception as exc:  # protobuf's DecodeError and friends
             raise ImportFailed(f"model: {file_name!r} is not an ONNX model: {exc}") from None
-    if any(init.data_location == onnx.TensorProto.EXTERNAL for init in model.graph.initializer):
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in _tensors(model.graph)):
         raise ImportFailed(
             "model: the graph keeps its weights in external files; save it as one file "
             "(onnx.save_model(..., save_as_external_data=False))"
@@ -304,6 +304,18 @@ def _run_user(
     except Exception as exc:
         raise ImportFailed(f"model: the graph fails on the calibration rows: {exc}") from None
     return {name: np.asarray(r, dtype=np.float32) for name, r in zip(wanted, results, strict=True)}
+
+
+def _tensors(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
+    """Every tensor a graph holds: initializers, node attributes, subgraphs'."""
+    found = [*graph.initializer, *(sparse.values for sparse in graph.sparse_initializer)]
+    for node in graph.node:
+        for attribute in node.attribute:
+            found.extend([attribute.t] if attribute.HasField("t") else attribute.tensors)
+            subgraphs = [attribute.g] if attribute.HasField("g") else attribute.graphs
+            for subgraph in subgraphs:
+                found.extend(_tensors(subgraph))
+    return found
 
 
 def _default_opset(model: onnx.ModelProto) -> int:

@@ -140,3 +140,23 @@ def linear(path: Path, d: int, d_out: int | None = None, batch: int | str = "n")
         [helper.make_node("MatMul", ["x", "W"], ["y"])],
         {"W": weight},
     )
+
+
+def external_weights(path: Path, location: str, d: int = 6) -> Path:
+    """x @ W with W "stored" in another file, named by the graph: a way to make a reader open
+    a file of the server's."""
+    weight = TensorProto(name="W", data_type=TensorProto.FLOAT, dims=[d, d])
+    weight.data_location = TensorProto.EXTERNAL
+    for key, value in {"location": location, "offset": "0", "length": str(4 * d * d)}.items():
+        entry = weight.external_data.add()
+        entry.key, entry.value = key, value
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])],
+        "external",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", d])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", d])],
+        initializer=[weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path.write_bytes(model.SerializeToString())
+    return path

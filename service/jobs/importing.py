@@ -1,13 +1,19 @@
 """Submit-time checks of an import: a file that cannot be served as an autoencoder is a 4xx now,
 not a failed job. The API process reads the graph with onnxruntime only (never torch, never
-onnx): optimisations off and from bytes, so a hostile file can neither make it fold constants
-into memory nor point it at external weight files. A TorchScript module can only be checked as an
-archive here; the job converts it and checks the rest.
+onnx): optimisations off, and alone in a folder, so a hostile file can neither make it fold
+constants into memory nor point it at files of the server as external weights. A TorchScript
+module can only be checked as an archive here; the job converts it and checks the rest.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 import onnxruntime as ort
@@ -20,6 +26,27 @@ from core.jobs.records import JobSpec, ModelFile
 from core.model_files import ModelFileStore, StoredModel
 from core.repository import ModelRepository, check_name
 from service.jobs.submission import check_dimension
+
+
+@contextmanager
+def alone(path: Path) -> Iterator[Path]:
+    """The file, linked into an empty folder of its own for as long as onnxruntime reads it.
+
+    onnxruntime reads a graph's external weights from files named inside it, relative to the
+    graph's folder (or the working directory, for a graph given as bytes), and refuses names
+    that leave that folder. In an empty folder every such name is refused.
+    """
+    folder = path.parent / f".check-{uuid.uuid4().hex}"
+    folder.mkdir()
+    try:
+        alone = folder / "model.onnx"
+        try:
+            os.link(path, alone)
+        except OSError:  # a filesystem without hard links
+            shutil.copyfile(path, alone)
+        yield alone
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -96,9 +123,10 @@ def check_onnx(stored: StoredModel, options: ImportOptions, width: int) -> None:
     session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session_options.intra_op_num_threads = 1
     try:
-        session = ort.InferenceSession(
-            stored.path.read_bytes(), session_options, providers=["CPUExecutionProvider"]
-        )
+        with alone(stored.path) as path:
+            session = ort.InferenceSession(
+                str(path), session_options, providers=["CPUExecutionProvider"]
+            )
     except Exception as exc:  # onnxruntime's errors share no base class below Exception
         raise InvalidInput(f"model: onnxruntime {ort.__version__} cannot load it: {exc}") from None
     plan_import(tensors_of(session.get_inputs()), tensors_of(session.get_outputs()), options, width)

@@ -254,6 +254,11 @@ def test_a_new_import_is_hot_swapped_in_like_any_version(
             "codes: the graph has no output 'z'",
         ),
         (lambda p: p.write_bytes(b"\x08\x07garbage"), ImportOptions(), "model:"),
+        (
+            lambda p: foreign.external_weights(p, "weights.bin"),
+            ImportOptions(),
+            "model: the graph keeps its weights in external files",
+        ),
     ],
 )
 def test_the_job_side_refuses_what_is_not_an_autoencoder(

@@ -239,6 +239,10 @@ def _zip_not_torchscript(path: Path) -> Path:
             "model: 'ae.onnx' is larger than 200000 bytes (AESERVE_MAX_IMPORT_BYTES)",
         ),
         (_zip_not_torchscript, {}, 422, "is a zip archive but not a TorchScript module"),
+        # Weights "stored" in files of the server: the model's own folder holds nothing else.
+        (lambda p: foreign.external_weights(p, "weights.bin"), {}, 422, "External data path"),
+        (lambda p: foreign.external_weights(p, "../.models/x.bin"), {}, 422, "External data path"),
+        (lambda p: foreign.external_weights(p, "/etc/passwd"), {}, 422, "External data path"),
         (
             lambda p: foreign.linear(p, D),
             {"codes": "z"},
@@ -262,8 +266,17 @@ def _zip_not_torchscript(path: Path) -> Path:
     ],
 )
 def test_what_cannot_be_served_is_refused_at_submit_time(
-    client: TestClient, tmp_path: Path, make: Any, form: dict[str, Any], status: int, message: str
+    client: TestClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    make: Any,
+    form: dict[str, Any],
+    status: int,
+    message: str,
 ) -> None:
+    # A file the server could read as weights, where a graph given as bytes would find it.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "weights.bin").write_bytes(bytes(1024))
     path = tmp_path / "ae.onnx"
     make(path)
     before = len(client.get("/jobs").json()["jobs"])
