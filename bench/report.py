@@ -297,7 +297,7 @@ def checks(result: ModelResult, budgets: list[int], training: Any) -> list[str]:
         )
     )
     for f in result.footprints:
-        if f.kind == AESERVE and f.ready_s:
+        if f.kind == AESERVE and f.ready_how.startswith("/readyz") and f.ready_s:
             ready = statistics.median(f.ready_s)
             api = f.memory_warm.largest_mb if f.memory_warm else None
             out.append(
