@@ -18,12 +18,12 @@ class PreflightError(Exception):
 def check_serving(settings: Settings) -> None:
     """What `aeserve serve` checks before uvicorn starts."""
     check_api_key(settings)
-    check_repository_writable(settings.model_repository)
+    check_repository_writable(settings.local_root)
 
 
 def check_worker(settings: Settings) -> None:
     """What `aeserve worker` checks before Celery starts."""
-    check_repository_writable(settings.model_repository)
+    check_repository_writable(settings.local_root)
 
 
 def check_repository_writable(root: Path) -> None:

@@ -1,8 +1,15 @@
-"""The model repository: `<root>/<name>/<version>/…` folders, published atomically.
+"""The model repository: what every backend offers, and the filesystem backend.
 
-A version becomes visible only by an atomic rename of a fully written, fsynced folder, so a crash at
-any point leaves either the whole version or nothing. Version numbers are handed out under a file
-lock and never reused, so two publishers never collide and a cached version never changes meaning.
+`Repository` is the interface: versions `<name>/<version>/…` with a manifest written last (a
+version without one does not exist), numbers never reused, an `active` pointer per model that
+only moves to a version whose files match their checksums. Readers get local folders: the
+repository's own (`ModelRepository`, here) or a verified local copy (core/object_repository.py,
+an S3-compatible store).
+
+On disk, a version becomes visible only by an atomic rename of a fully written, fsynced folder, so
+a crash at any point leaves either the whole version or nothing. Version numbers are handed out
+under a file lock and never reused, so two publishers never collide and a cached version never
+changes meaning.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from core.errors import Conflict, CorruptVersion, InvalidInput, ModelNotFound, VersionNotFound
@@ -46,6 +54,30 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def staged_files(staging_dir: Path) -> dict[str, str]:
+    """The sha256 of every file of a staging folder but its manifest, by name."""
+    return {
+        p.name: sha256_of(p)
+        for p in sorted(staging_dir.iterdir())
+        if p.is_file() and p.name != MANIFEST
+    }
+
+
+def check_files(folder: Path, manifest: Manifest, name: str, version: int) -> None:
+    """Every file the manifest lists is in `folder` with its sha256; `CorruptVersion` naming the
+    first that is not."""
+    if not manifest.files:
+        raise CorruptVersion(f"model {name!r} v{version}: manifest lists no files")
+    for file_name, expected in manifest.files.items():
+        path = folder / file_name
+        if not path.is_file():
+            raise CorruptVersion(f"model {name!r} v{version}: {file_name} is missing")
+        if sha256_of(path) != expected:
+            raise CorruptVersion(
+                f"model {name!r} v{version}: {file_name} does not match its sha256 checksum"
+            )
+
+
 def _fsync_file(path: Path) -> None:
     with path.open("rb") as f:
         os.fsync(f.fileno())
@@ -69,13 +101,92 @@ def _write_atomically(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-class ModelRepository:
+class Repository(ABC):
+    """Model versions and their active pointers, wherever they are kept."""
+
+    publish_gate: Callable[[], None] | None = None
+    """Called right before a version number is claimed (a training job: from then on it can no
+    longer be cancelled); raising there publishes nothing."""
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the versions are, as a user would write it (a folder, `s3://bucket/prefix`)."""
+
+    @abstractmethod
+    def names(self) -> list[str]:
+        """Every model, sorted."""
+
+    @abstractmethod
+    def has_model(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def versions(self, name: str) -> list[int]:
+        """Published versions (those with a manifest), ascending; `ModelNotFound`."""
+
+    @abstractmethod
+    def active_version(self, name: str) -> int | None: ...
+
+    @abstractmethod
+    def version_dir(self, name: str, version: int) -> Path:
+        """A local folder holding the version's files; `VersionNotFound`."""
+
+    @abstractmethod
+    def manifest(self, name: str, version: int) -> Manifest:
+        """The version's manifest; `CorruptVersion` when it breaks the contract."""
+
+    @abstractmethod
+    def verify(self, name: str, version: int) -> Path:
+        """Check every file against the manifest's sha256; return the version's local folder."""
+
+    @abstractmethod
+    def staging(self) -> contextlib.AbstractContextManager[Path]:
+        """A fresh local folder to write a version into, removed afterwards."""
+
+    @abstractmethod
+    def sweep_staging(self, older_than_s: float = 3600.0) -> int:
+        """Remove staging folders a killed publisher left behind; they were never visible."""
+
+    @abstractmethod
+    def publish(self, name: str, staging_dir: Path, *, promote: bool = False) -> int:
+        """Publish a fully written staging folder as the next version of `name`.
+
+        The repository fills the manifest's `name`, `version` and `files` (sha256 of every other
+        file). The first version of a model always becomes active. A staging manifest that breaks
+        the contract (core/manifest.py) raises `CorruptVersion` and publishes nothing.
+        """
+
+    @abstractmethod
+    def promote(self, name: str, version: int) -> None:
+        """Point `active` at a version whose files match their checksums, and only then."""
+
+    @abstractmethod
+    def delete(self, name: str, version: int) -> None:
+        """Remove a version that is not active (`Conflict` if it is)."""
+
+    def unreachable(self) -> str | None:
+        """None when the repository answered its last call; else why it did not, in words."""
+        return None
+
+    def _pass_gate(self) -> None:
+        if self.publish_gate is not None:
+            self.publish_gate()
+
+
+class ModelRepository(Repository):
     """Folders of exported model versions, with an active-version pointer per model."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
 
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
     # -- reading ----------------------------------------------------------------------------
+
+    def has_model(self, name: str) -> bool:
+        return bool(NAME_PATTERN.fullmatch(name)) and (self.root / name).is_dir()
 
     def names(self) -> list[str]:
         if not self.root.is_dir():
@@ -111,23 +222,11 @@ class ModelRepository:
         return path
 
     def manifest(self, name: str, version: int) -> Manifest:
-        """The version's manifest; `CorruptVersion` when it breaks the contract."""
         return read_manifest(self.version_dir(name, version))
 
     def verify(self, name: str, version: int) -> Path:
-        """Check every file against the manifest's sha256; return the version's folder."""
         folder = self.version_dir(name, version)
-        files = self.manifest(name, version).files
-        if not files:
-            raise CorruptVersion(f"model {name!r} v{version}: manifest lists no files")
-        for file_name, expected in files.items():
-            path = folder / file_name
-            if not path.is_file():
-                raise CorruptVersion(f"model {name!r} v{version}: {file_name} is missing")
-            if sha256_of(path) != expected:
-                raise CorruptVersion(
-                    f"model {name!r} v{version}: {file_name} does not match its sha256 checksum"
-                )
+        check_files(folder, self.manifest(name, version), name, version)
         return folder
 
     # -- writing ----------------------------------------------------------------------------
@@ -170,19 +269,11 @@ class ModelRepository:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def publish(self, name: str, staging_dir: Path, *, promote: bool = False) -> int:
-        """Move a fully written staging folder into place as the next version of `name`.
-
-        The repository fills the manifest's `name`, `version` and `files` (sha256 of every other
-        file). The first version of a model always becomes active. A staging manifest that breaks
-        the contract (core/manifest.py) raises `CorruptVersion` and publishes nothing.
-        """
+        """Move a fully written staging folder into place as the next version of `name`."""
         manifest_path = staging_dir / MANIFEST
         exported = read_exported_manifest(staging_dir)
-        files = {
-            p.name: sha256_of(p)
-            for p in sorted(staging_dir.iterdir())
-            if p.is_file() and p.name != MANIFEST
-        }
+        files = staged_files(staging_dir)
+        self._pass_gate()
         for file_name in files:
             _fsync_file(staging_dir / file_name)
         with self._locked(name, create=True) as model_dir:

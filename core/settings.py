@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.config import MAX_PARAMETERS
+from core.dataset_limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, DatasetLimits
 
 
 class Settings(BaseSettings):
@@ -29,8 +32,24 @@ class Settings(BaseSettings):
     max_concurrency: int | None = Field(default=1000, ge=1)
     """Most open connections or requests in progress per process; beyond it uvicorn answers 503
     at once (unset: no limit)."""
-    model_repository: Path = Path("model-repository")
-    """Model repository folder (`<name>/<version>/…`), shared by API processes and workers."""
+    model_repository: str = "model-repository"
+    """Model repository: a folder (`<name>/<version>/…`) shared by API processes and workers, or
+    `s3://bucket/prefix` on an S3-compatible object store (credentials, region and endpoint from
+    the usual `AWS_*` variables), which API processes and workers on any host share."""
+    cache_dir: Path = Path("model-cache")
+    """With an `s3://` repository: this process's verified copies of the versions it serves, its
+    staging folder, its copies of datasets and (local job backend) its job database."""
+    store_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "store_endpoint", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"
+        ),
+    )
+    """The object store's URL when it is not AWS S3 (MinIO, Ceph RGW, GCS), from the usual
+    `AWS_ENDPOINT_URL` variable; an `http://` URL is allowed (a store on a private network)."""
+    store_timeout_s: float = Field(default=5.0, gt=0)
+    """Most time one object-store call may take, retries included; an unreachable store fails a
+    call within it (the API keeps serving what it has cached)."""
     default_model: str | None = None
     """Model used when a request names none; unset means the only model in the repository."""
     providers: Literal["cpu", "cuda"] = "cpu"
@@ -84,6 +103,16 @@ class Settings(BaseSettings):
     body is parsed."""
     decode_threads: int = Field(default=2, ge=1)
     """Most large bodies decoded at once per process; the others wait for a thread."""
+    max_dataset_rows: int = Field(default=DEFAULT_MAX_ROWS, ge=1)
+    """Most rows an uploaded dataset (POST /datasets, /import's calibration file) may hold: 413
+    beyond it, judged from the file's header, metadata or line count before its data is read."""
+    max_dataset_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1024)
+    """Most bytes an uploaded dataset may decode to (a .npy array as its header declares, inside
+    a .npz too; 8 bytes a value of .csv and .parquet): 413 beyond it, before anything is
+    decompressed. Decoding takes about 1.5 times this in memory."""
+    max_parameters: int = Field(default=MAX_PARAMETERS, ge=1)
+    """Most weights and biases a model trained by POST /train may have; a config beyond it is a
+    422 at submit time (`hidden_dims: [1000000, 1000000]` would try to allocate terabytes)."""
     max_import_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     """Largest model file `aeserve import` and POST /import take (ONNX or TorchScript); over the
     HTTP body limit too, raise both."""
@@ -103,18 +132,46 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = Field(default=1, ge=1)
     """Training jobs the local backend runs at once; the rest wait in order."""
     data_dir: Path | None = None
-    """Uploaded and inline training data; unset means `<model_repository>/.datasets`. Celery
-    workers must see the same folder."""
+    """Uploaded and inline training data; unset means `<model_repository>/.datasets` (in the
+    object store too, for an `s3://` repository). Celery workers must see the same folder."""
     jobs_db: Path | None = None
     """SQLite file of the local job backend; unset means `<model_repository>/.jobs.sqlite`."""
     job_heartbeat_timeout_s: float = Field(default=15.0, gt=0)
     """A running job not seen alive for this long (by the API process that started it, or by the
     heartbeat of its Celery worker) has failed, "interrupted"."""
 
+    @field_validator("model_repository", mode="before")
+    @classmethod
+    def _path_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, PurePath) else value
+
+    @property
+    def repository_in_store(self) -> bool:
+        """Whether the repository is on an object store (`s3://…`) rather than a folder."""
+        return self.model_repository.startswith("s3://")
+
+    @property
+    def local_root(self) -> Path:
+        """The folder this process keeps its files in: the repository folder, or the cache."""
+        return self.cache_dir if self.repository_in_store else Path(self.model_repository)
+
+    @property
+    def dataset_limits(self) -> DatasetLimits:
+        return DatasetLimits(self.max_dataset_rows, self.max_dataset_bytes)
+
+    def for_another_process(self) -> Settings:
+        """These settings with every local folder absolute, for a process with another cwd."""
+        update: dict[str, object] = {"cache_dir": self.cache_dir.resolve()}
+        if not self.repository_in_store:
+            update["model_repository"] = str(Path(self.model_repository).resolve())
+        if not self.repository_in_store or self.data_dir is not None:
+            update["data_dir"] = self.datasets_path.resolve()
+        return self.model_copy(update=update)
+
     @property
     def datasets_path(self) -> Path:
-        return self.data_dir or self.model_repository / ".datasets"
+        return self.data_dir or self.local_root / ".datasets"
 
     @property
     def jobs_db_path(self) -> Path:
-        return self.jobs_db or self.model_repository / ".jobs.sqlite"
+        return self.jobs_db or self.local_root / ".jobs.sqlite"

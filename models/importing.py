@@ -34,7 +34,7 @@ from core.manifest import (
     write_manifest,
 )
 from core.model_files import sniff_format
-from core.repository import ModelRepository, check_name, sha256_of
+from core.repository import Repository, check_name, sha256_of
 from models.manifest import calibration_summary, write_calibration
 from models.pipeline import PublishedModel
 from models.scaling import Scaling, fit_scaling
@@ -74,7 +74,7 @@ def import_and_publish(
     rows: np.ndarray,
     name: str,
     options: ImportOptions,
-    repository: ModelRepository,
+    repository: Repository,
     *,
     promote: bool,
     file_name: str | None = None,

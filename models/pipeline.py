@@ -9,7 +9,7 @@ import numpy as np
 from core import rules
 from core.config import TrainConfig
 from core.manifest import Manifest
-from core.repository import ModelRepository, check_name
+from core.repository import Repository, check_name
 from models.export import export_model
 from models.training import Progress, ShouldStop, fit
 
@@ -25,7 +25,7 @@ def train_and_publish(
     data: np.ndarray,
     name: str,
     config: TrainConfig,
-    repository: ModelRepository,
+    repository: Repository,
     *,
     promote: bool,
     progress: Progress | None = None,

@@ -15,11 +15,11 @@ from typing import Any
 from celery import Celery, Task
 from celery.exceptions import Ignore
 
-from core.datasets import DatasetStore
 from core.jobs.celery_app import TRAIN_TASK, make_celery
 from core.jobs.celery_index import JobIndex
 from core.jobs.records import INTERRUPTED, EpochLoss, Fate, JobProgress, JobSpec, utc_now
 from core.settings import Settings
+from core.storage import open_datasets, open_repository
 from models.jobs.running import JobHooks, run_job
 from models.jobs.watchdog import Watchdog
 
@@ -74,8 +74,8 @@ def train(task: Task, settings: Settings, job_id: str, spec: JobSpec) -> dict[st
     hooks = CeleryHooks(task, index, job_id, spec, watchdog)
     try:
         hooks.publish_progress()
-        repository = settings.model_repository
-        outcome = run_job(spec, repository, DatasetStore(settings.datasets_path), hooks)
+        repository = open_repository(settings)
+        outcome = run_job(spec, repository, open_datasets(settings), hooks)
     finally:
         watchdog.stop()
         index.client.close()

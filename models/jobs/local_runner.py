@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.datasets import DatasetStore
 from core.jobs.local_store import JobStore
 from core.jobs.records import Fate
+from core.settings import Settings
+from core.storage import open_datasets, open_repository
+from models.jobs.parent_death import die_with
 from models.jobs.running import JobHooks, run_job
 from models.jobs.watchdog import Watchdog
 
@@ -29,11 +31,22 @@ class LocalHooks(JobHooks):
         return self.store.seal(self.job_id, fate)
 
 
-def run(db: Path, job_id: str, repository: Path, data_dir: Path) -> None:
+def supervisor_pid(store: JobStore, job_id: str) -> int | None:
+    """The API process whose dispatcher claimed the job (its owner is `host:pid:token`)."""
+    for job in store.running():
+        if job.job_id == job_id:
+            return int(job.owner.rsplit(":", 2)[1])
+    return None
+
+
+def run(db: Path, job_id: str, settings: Settings) -> None:
     """Train one job and record its outcome; the target of the job's process."""
     store = JobStore(db)
+    # Before anything else: a server killed from now on must not leave it training.
+    die_with(supervisor_pid(store, job_id))
     # No heartbeat of its own: the dispatcher that started this process beats for it.
     watchdog = Watchdog(beat=None)
     hooks = LocalHooks(store, job_id, watchdog)
-    outcome = run_job(store.spec(job_id), repository, DatasetStore(data_dir), hooks)
+    repository = open_repository(settings)
+    outcome = run_job(store.spec(job_id), repository, open_datasets(settings), hooks)
     store.finish(job_id, outcome)

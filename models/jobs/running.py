@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.config import TrainConfig
@@ -17,7 +15,7 @@ from core.importing import ImportOptions
 from core.jobs.records import INTERRUPTED, Fate, JobOutcome, JobResult, JobSpec
 from core.manifest import ModelRef
 from core.model_files import ModelFileStore
-from core.repository import ModelRepository, sha256_of
+from core.repository import Repository, sha256_of
 from models.jobs.watchdog import Watchdog
 
 if TYPE_CHECKING:
@@ -71,26 +69,15 @@ class JobHooks(ABC):
             raise JobInterrupted(INTERRUPTED)
 
 
-class GatedRepository(ModelRepository):
-    """The repository as the training pipeline sees it: publishing first claims the job's fate."""
-
-    def __init__(self, root: Path, claim: Callable[[], None]) -> None:
-        super().__init__(root)
-        self._claim = claim
-
-    def publish(self, name: str, staging_dir: Path, *, promote: bool = False) -> int:
-        self._claim()
-        return super().publish(name, staging_dir, promote=promote)
-
-
 def run_job(
-    spec: JobSpec, repository_root: Path, datasets: DatasetStore, hooks: JobHooks
+    spec: JobSpec, repository: Repository, datasets: DatasetStore, hooks: JobHooks
 ) -> JobOutcome:
     """Train (or import) and publish; every way this can end becomes an outcome, never an
     exception."""
     from models.training import TrainingCancelled
 
-    repository = GatedRepository(repository_root, hooks.claim_publish)
+    # Publishing first claims the job's fate: from then on it can no longer be cancelled.
+    repository.publish_gate = hooks.claim_publish
     try:
         published = _publish(spec, repository, datasets, hooks)
     except (TrainingCancelled, JobCancelled):
@@ -118,7 +105,7 @@ def run_job(
 
 
 def _publish(
-    spec: JobSpec, repository: ModelRepository, datasets: DatasetStore, hooks: JobHooks
+    spec: JobSpec, repository: Repository, datasets: DatasetStore, hooks: JobHooks
 ) -> PublishedModel:
     rows = datasets.load(spec.dataset)
     if spec.kind == "import":

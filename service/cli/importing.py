@@ -125,5 +125,5 @@ def import_model(
     if not active:
         console.print(
             f"not served yet: `aeserve promote {escape(name)} {published.version}"
-            f" --repository {escape(str(store.root))}` makes it the active version"
+            f" --repository {escape(store.location)}` makes it the active version"
         )

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from core.object_store import is_store_url
 from core.settings import Settings
 
 
@@ -17,21 +18,22 @@ def setting_default(field: str) -> str:
 
 
 RepositoryOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--repository",
-        help="Model repository folder: `<name>/<version>/…`.",
+        help="Model repository: a folder `<name>/<version>/…`, or s3://bucket/prefix.",
         show_default=setting_default("model_repository"),
     ),
 ]
 OldRepositoryOption = Annotated[
-    Path | None, typer.Option("--model-repository", hidden=True, help="Old name of --repository.")
+    str | None, typer.Option("--model-repository", hidden=True, help="Old name of --repository.")
 ]
 """`aeserve serve` and `aeserve worker` spelled it `--model-repository` before; still taken."""
 
 
-def repository_root(given: Path | None, old_spelling: Path | None = None) -> Path:
-    """The folder a command works in, absolute: the flag, else AESERVE_MODEL_REPOSITORY."""
+def repository_root(given: str | None, old_spelling: str | None = None) -> str:
+    """The repository a command works in: the flag, else AESERVE_MODEL_REPOSITORY; a folder as
+    an absolute path, an `s3://` URL as it is."""
     chosen = given if given is not None else old_spelling
     root = chosen if chosen is not None else Settings().model_repository
-    return root.expanduser().resolve()
+    return root if is_store_url(root) else str(Path(root).expanduser().resolve())

@@ -74,7 +74,7 @@ def serve(
     )
 
 
-def startup_line(repository: Path, host: str, port: int) -> str:
+def startup_line(repository: str | Path, host: str, port: int) -> str:
     """Where the models come from and where a browser finds the interactive docs."""
     reachable = "localhost" if host in ("0.0.0.0", "::", "") else host
     base = f"http://{f'[{reachable}]' if ':' in reachable else reachable}:{port}"

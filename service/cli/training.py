@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -36,7 +35,9 @@ from core.config import (
     TrainConfig,
 )
 from core.errors import AeserveError
-from core.repository import ModelRepository, check_name
+from core.repository import Repository, check_name
+from core.settings import Settings
+from core.storage import open_repository
 from service.cli.options import RepositoryOption, repository_root
 
 # Soft wrap: messages stay on one line, so they can be grepped and copied whole.
@@ -181,7 +182,7 @@ def train(
     if not active:
         console.print(
             f"not served yet: `aeserve promote {escape(name)} {published.version}"
-            f" --repository {escape(str(store.root))}` makes it the active version"
+            f" --repository {escape(store.location)}` makes it the active version"
         )
 
 
@@ -190,7 +191,7 @@ def models(repository: RepositoryOption = None) -> None:
     store = _repository(repository)
     names = store.names()
     if not names:
-        console.print(f"no models in {escape(str(store.root))}")
+        console.print(f"no models in {escape(store.location)}")
         return
     table = Table("name", "versions", "active", "input dim", "latent dim")
     with _user_errors():
@@ -220,7 +221,7 @@ def promote(
         store.promote(name, version)
     console.print(
         f"model [bold]{escape(name)}[/bold] version {version} is now active "
-        f"in {escape(str(store.root))}"
+        f"in {escape(store.location)}"
     )
 
 
@@ -228,8 +229,8 @@ def _epochs(count: int) -> str:
     return f"{count} epoch{'' if count == 1 else 's'}"
 
 
-def _repository(root: Path | None) -> ModelRepository:
-    return ModelRepository(repository_root(root))
+def _repository(root: str | None) -> Repository:
+    return open_repository(Settings(model_repository=repository_root(root)))
 
 
 def _parse_widths(text: str) -> list[int]:

@@ -11,8 +11,8 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.concurrency import run_in_threadpool
 
 from core import __version__
-from core.repository import ModelRepository
 from core.settings import Settings
+from core.storage import open_repository
 from service.http import error_handlers as handlers
 from service.http import openapi
 from service.http.body_limit import BodySizeLimit
@@ -47,7 +47,8 @@ ask for `.npy` answers with `Accept: application/x-npy`. Pick a model with `?mod
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    repository = ModelRepository(settings.model_repository)
+    repository = open_repository(settings)
+    app.state.metrics.store_problem = repository.unreachable
     registry = ModelRegistry(
         repository, RuntimeOptions.from_settings(settings), settings.default_model
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.errors import Conflict, CorruptVersion
 from core.manifest import Manifest
-from core.repository import ModelRepository
+from core.repository import Repository
 from service.http.schemas import (
     ModelDetail,
     ModelList,
@@ -15,7 +15,7 @@ from service.http.schemas import (
 from service.inference.registry import ModelRegistry
 
 
-def _manifest(repository: ModelRepository, name: str, version: int | None) -> Manifest | None:
+def _manifest(repository: Repository, name: str, version: int | None) -> Manifest | None:
     """A version whose manifest is corrupt is still listed, with what it would say left out."""
     if version is None:
         return None
@@ -25,7 +25,7 @@ def _manifest(repository: ModelRepository, name: str, version: int | None) -> Ma
         return None
 
 
-def _summary(repository: ModelRepository, registry: ModelRegistry, name: str) -> ModelSummary:
+def _summary(repository: Repository, registry: ModelRegistry, name: str) -> ModelSummary:
     versions = repository.versions(name)
     active = repository.active_version(name)
     manifest = _manifest(repository, name, active) if active in versions else None
@@ -41,11 +41,11 @@ def _summary(repository: ModelRepository, registry: ModelRegistry, name: str) ->
     )
 
 
-def list_models(repository: ModelRepository, registry: ModelRegistry) -> ModelList:
+def list_models(repository: Repository, registry: ModelRegistry) -> ModelList:
     return ModelList(models=[_summary(repository, registry, n) for n in repository.names()])
 
 
-def describe_model(repository: ModelRepository, registry: ModelRegistry, name: str) -> ModelDetail:
+def describe_model(repository: Repository, registry: ModelRegistry, name: str) -> ModelDetail:
     summary = _summary(repository, registry, name)
     details = []
     for version in summary.versions:

@@ -18,7 +18,7 @@ from starlette.types import Scope
 
 from core.datasets import DatasetStore
 from core.errors import NotReady
-from core.repository import ModelRepository
+from core.repository import Repository
 from core.settings import Settings
 from service.http import offload
 from service.http.auth import check_key
@@ -47,8 +47,8 @@ def get_registry(request: Request) -> ModelRegistry:
     return registry
 
 
-def get_repository(request: Request) -> ModelRepository:
-    repository: ModelRepository = request.app.state.repository
+def get_repository(request: Request) -> Repository:
+    repository: Repository = request.app.state.repository
     return repository
 
 
@@ -64,14 +64,14 @@ async def _registry(request: Request) -> ModelRegistry:
     return get_registry(request)
 
 
-async def _repository(request: Request) -> ModelRepository:
+async def _repository(request: Request) -> Repository:
     return get_repository(request)
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 RegistryDep = Annotated[ModelRegistry, Depends(_registry)]
-RepositoryDep = Annotated[ModelRepository, Depends(_repository)]
+RepositoryDep = Annotated[Repository, Depends(_repository)]
 AcceptDep = Annotated[str | None, Header(include_in_schema=False)]
 
 

@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 from fastapi import FastAPI
 
-from core.datasets import DatasetStore
 from core.settings import Settings
+from core.storage import open_datasets
 from service.jobs import create_backend
 from service.jobs.job_metrics import watch_job_counts
 from service.observability.metrics import Metrics
@@ -23,7 +23,8 @@ def training_jobs(app: FastAPI) -> Iterator[None]:
     backend = create_backend(settings)
     backend.start()
     state.jobs = backend
-    state.datasets = DatasetStore(settings.datasets_path)
+    state.datasets = open_datasets(settings)
+    state.datasets.limits = settings.dataset_limits  # uploads beyond them are a 413
     watch_job_counts(metrics.jobs, backend)
     try:
         yield

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from core.errors import CorruptVersion
 from core.manifest import Manifest
-from core.repository import ModelRepository
+from core.repository import Repository
 
 HISTOGRAM_BINS = 30
 
@@ -73,7 +73,7 @@ class VersionCalibration:
     histogram: ScoreHistogram
 
 
-def version_calibration(repository: ModelRepository, name: str, version: int) -> VersionCalibration:
+def version_calibration(repository: Repository, name: str, version: int) -> VersionCalibration:
     """The calibration histogram of any published version, loaded or not (404s as the manifest)."""
     manifest = repository.manifest(name, version)
     scores = read_calibration_scores(repository.version_dir(name, version), manifest)

@@ -25,7 +25,7 @@ from core.errors import (
     NotReady,
     VersionNotFound,
 )
-from core.repository import NAME_PATTERN, ModelRepository
+from core.repository import NAME_PATTERN, Repository
 from service.inference.loading import load_runtime
 from service.inference.options import RuntimeOptions
 from service.inference.runtime import ModelRuntime
@@ -39,7 +39,7 @@ CACHE_SIZE = 4
 class ModelRegistry:
     def __init__(
         self,
-        repository: ModelRepository,
+        repository: Repository,
         options: RuntimeOptions,
         default_model: str | None,
         *,
@@ -76,7 +76,16 @@ class ModelRegistry:
         A configured default model must be loaded. With none configured, every model that had an
         active version at the last refresh must be serving; an empty repository is ready (there
         is nothing to wait for, and a model published later is loaded by the next refresh).
+        A repository whose store does not answer leaves readiness as it was, and says so: what
+        is loaded keeps serving from the local copy.
         """
+        ready, reason = self._readiness()
+        problem = self.repository.unreachable()
+        if problem is not None:
+            reason = f"{reason}; {problem}: serving from the local cache"
+        return ready, reason
+
+    def _readiness(self) -> tuple[bool, str]:
         active = self._active
         if self.default_model:
             if self.default_model in active:
@@ -209,7 +218,7 @@ class ModelRegistry:
         return runtime
 
     def _not_found(self, name: str, version: int) -> NotFound:
-        if not NAME_PATTERN.fullmatch(name) or not (self.repository.root / name).is_dir():
+        if not self.repository.has_model(name):
             return ModelNotFound(f"model {name!r} not found")
         return VersionNotFound(f"model {name!r} has no version {version}")
 

@@ -24,7 +24,7 @@ from core.errors import InvalidInput
 from core.importing import ImportOptions, plan_import, tensors_of
 from core.jobs.records import JobSpec, ModelFile
 from core.model_files import ModelFileStore, StoredModel
-from core.repository import ModelRepository, check_name
+from core.repository import Repository, check_name
 from service.jobs.submission import check_dimension
 
 
@@ -67,7 +67,7 @@ def prepare_import(
     upload: ImportUpload,
     datasets: DatasetStore,
     model_files: ModelFileStore,
-    repository: ModelRepository,
+    repository: Repository,
     max_bytes: int,
 ) -> JobSpec:
     """Check the request, store its files; the spec names both by their sha256."""

@@ -10,18 +10,18 @@ from core.config import TrainConfig
 from core.datasets import DatasetNotFound, DatasetStore, DataSummary
 from core.errors import InvalidInput
 from core.jobs.records import JobRecord, JobSpec
-from core.repository import ModelRepository, check_name
+from core.repository import Repository, check_name
 from service.jobs.backend import JobBackend
 from service.jobs.schemas import TrainRequest
 
 
 def submit(
-    request: TrainRequest, jobs: JobBackend, datasets: DatasetStore, repository: ModelRepository
+    request: TrainRequest, jobs: JobBackend, datasets: DatasetStore, repository: Repository
 ) -> JobRecord:
     return jobs.submit(prepare(request, datasets, repository))
 
 
-def prepare(request: TrainRequest, datasets: DatasetStore, repository: ModelRepository) -> JobSpec:
+def prepare(request: TrainRequest, datasets: DatasetStore, repository: Repository) -> JobSpec:
     """Validate the request and store its inline rows; the spec names the stored dataset."""
     name = check_name(request.name)
     vectors = request.data.vectors
@@ -56,9 +56,7 @@ def as_matrix(vectors: list[list[float]]) -> np.ndarray:
     return array
 
 
-def check_data(
-    name: str, config: TrainConfig, data: DataSummary, repository: ModelRepository
-) -> None:
+def check_data(name: str, config: TrainConfig, data: DataSummary, repository: Repository) -> None:
     rules.check_min_rows(data.rows)
     try:
         resolved = config.resolve(data.dim)
@@ -71,7 +69,7 @@ def check_data(
         rules.check_bce_range(data.minimum, data.maximum, "none", where="config")
 
 
-def check_dimension(name: str, dim: int, repository: ModelRepository) -> None:
+def check_dimension(name: str, dim: int, repository: Repository) -> None:
     """A new version must keep the model's input dimension: its clients send d-wide rows."""
     if name not in repository.names():
         return

@@ -7,7 +7,7 @@ service/observability/bulk_metrics.py: an append per observation, counted with N
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -69,6 +69,15 @@ class Metrics:
         self.jobs = Gauge(
             "aeserve_jobs", "Training jobs by status.", ["status"], registry=self.registry
         )
+        self.store_problem: Callable[[], str | None] = lambda: None
+        """Why the repository's object store does not answer, None while it does (set by the
+        app's lifespan; a folder repository always answers)."""
+        Gauge(
+            "aeserve_model_store_reachable",
+            "1 while the model repository answers; 0 while its object store does not and this "
+            "process serves from its local copies.",
+            registry=self.registry,
+        ).set_function(lambda: float(self.store_problem() is None))
 
     def observe_request(
         self, route: str, method: str, model: str, version: str, status: str, seconds: float

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from core import __version__
 from core.errors import InvalidInput, ModelNotFound, VersionNotFound
 from core.manifest import GRAPH_IO
-from core.repository import ModelRepository
+from core.repository import Repository
 from service.inference.options import RuntimeOptions
 from service.inference.registry import ModelRegistry
 from service.inference.runtime import ModelRuntime
@@ -122,7 +122,7 @@ def _tensor_metadata(specs: tuple[TensorSpec, ...]) -> list[TensorMetadata]:
     return [TensorMetadata(name=s.name, datatype=DATATYPE, shape=list(s.shape)) for s in specs]
 
 
-def metadata(model: ProtocolModel, repository: ModelRepository) -> ModelMetadata:
+def metadata(model: ProtocolModel, repository: Repository) -> ModelMetadata:
     return ModelMetadata(
         name=model.name,
         versions=[str(v) for v in repository.versions(model.base)],

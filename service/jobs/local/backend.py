@@ -78,8 +78,7 @@ def exit_message(exitcode: int) -> str:
 class LocalBackend:
     def __init__(self, settings: Settings) -> None:
         self.store = JobStore(settings.jobs_db_path)
-        self._repository = settings.model_repository.resolve()
-        self._data_dir = settings.datasets_path.resolve()
+        self._settings = settings.for_another_process()
         self._max_running = settings.max_concurrent_jobs
         self._heartbeat_timeout_s = settings.job_heartbeat_timeout_s
         self._host = socket.gethostname()
@@ -156,7 +155,7 @@ class LocalBackend:
     def _spawn(self, job_id: str) -> None:
         process = _PROCESSES.Process(
             target=_train_in_child,
-            args=(self.store.path.resolve(), job_id, self._repository, self._data_dir),
+            args=(self.store.path.resolve(), job_id, self._settings),
             name=f"aeserve-job-{job_id}",
             daemon=True,  # never outlives this process's interpreter
         )
@@ -224,6 +223,6 @@ class LocalBackend:
         self._children.clear()
 
 
-def _train_in_child(db: Path, job_id: str, repository: Path, data_dir: Path) -> None:
+def _train_in_child(db: Path, job_id: str, settings: Settings) -> None:
     """A job process's target: the training package is imported there, by name."""
-    importlib.import_module(TRAINING_ENTRY).run(db, job_id, repository, data_dir)
+    importlib.import_module(TRAINING_ENTRY).run(db, job_id, settings)

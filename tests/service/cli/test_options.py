@@ -56,8 +56,8 @@ def test_one_spelling_of_the_repository(name: str) -> None:
 def test_the_old_spelling_is_still_taken_but_not_listed(name: str) -> None:
     command = COMMAND.commands[name]
     with command.make_context(name, ["--model-repository", "old"]) as context:
-        assert context.params["model_repository"] == Path("old")
-    assert repository_root(None, Path("old")) == Path("old").resolve()
+        assert context.params["model_repository"] == "old"
+    assert repository_root(None, "old") == str(Path("old").resolve())
     help_text = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "200"}).stdout
     assert "--repository" in help_text
     assert "--model-repository" not in help_text
@@ -66,8 +66,9 @@ def test_the_old_spelling_is_still_taken_but_not_listed(name: str) -> None:
 def test_the_repository_is_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AESERVE_MODEL_REPOSITORY", "models")
-    assert repository_root(None) == tmp_path / "models"
-    assert repository_root(Path("elsewhere")) == tmp_path / "elsewhere"
+    assert repository_root(None) == str(tmp_path / "models")
+    assert repository_root("elsewhere") == str(tmp_path / "elsewhere")
+    assert repository_root("s3://bucket/models") == "s3://bucket/models"
 
 
 @pytest.mark.parametrize(
