@@ -26,8 +26,8 @@ MAX_DEFAULT_WIDTH = 256
 """The first derived hidden layer is 2d wide within these bounds (docs/quality.md)."""
 MAX_DEFAULT_LAYERS = 2
 MAX_PARAMETERS = 50_000_000
-"""Most weights a model may have (200 MB in float32): `hidden_dims: [1000000, 1000000]` would
-otherwise be accepted and the job would try to allocate terabytes."""
+"""Default of the server's `max_parameters` setting: most weights a model trained over HTTP may
+have (200 MB in float32); `hidden_dims: [1000000, 1000000]` would try to allocate terabytes."""
 
 
 def parameter_count(widths: list[int]) -> int:
@@ -125,8 +125,9 @@ class TrainConfig(BaseModel):
         default="auto", description="Where to train: auto uses CUDA when it is available."
     )
 
-    def resolve(self, input_dim: int) -> TrainConfig:
-        """A copy with every `auto`/None made concrete for d = `input_dim`; checks the shape."""
+    def resolve(self, input_dim: int, max_parameters: int | None = None) -> TrainConfig:
+        """A copy with every `auto`/None made concrete for d = `input_dim`; checks the shape,
+        and the size against `max_parameters` (the server's setting) when given."""
         if input_dim < 2:
             raise ConfigError(
                 f"data has {input_dim} feature; an autoencoder needs at least 2 to compress"
@@ -156,11 +157,11 @@ class TrainConfig(BaseModel):
                 f"latent_dim {latent_dim}: the bottleneck must be the narrowest layer"
             )
         parameters = parameter_count([input_dim, *hidden_dims, latent_dim])
-        if parameters > MAX_PARAMETERS:
+        if max_parameters is not None and parameters > max_parameters:
             raise ConfigError(
                 f"hidden_dims {list(hidden_dims)} with latent_dim {latent_dim} make a model of "
-                f"{parameters:,} parameters for {input_dim} features; the most is "
-                f"{MAX_PARAMETERS:,}: use narrower or fewer layers"
+                f"{parameters:,} parameters for {input_dim} features; this server takes at most "
+                f"{max_parameters:,} (AESERVE_MAX_PARAMETERS): use narrower or fewer layers"
             )
         if self.loss == "bce" and output_activation == "linear":
             raise ConfigError(

@@ -12,11 +12,12 @@ import warnings
 import zipfile
 from pathlib import Path
 from tokenize import TokenError
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from core import parquet, rules
+from core.dataset_limits import CSV_VALUE_BYTES, DatasetLimits
 
 BUILTIN_DIGITS = ("builtin:digits", "sklearn:digits")
 SUFFIXES = (".csv", ".npy", ".npz", ".parquet")
@@ -31,8 +32,12 @@ class DataError(ValueError):
     """Data that cannot be trained on or scored: the message names the source and the problem."""
 
 
-def load_array(source: str | Path) -> np.ndarray:
-    """Read `source` into a finite float32 array of shape (rows, features)."""
+def load_array(source: str | Path, limits: DatasetLimits | None = None) -> np.ndarray:
+    """Read `source` into a finite float32 array of shape (rows, features).
+
+    With `limits` (an upload), a file that declares more rows or decoded bytes than they allow is
+    refused (`DatasetTooLarge`) from its header or metadata, before its data is read.
+    """
     if str(source) in BUILTIN_DIGITS:
         return _load_digits()
     path = Path(source)
@@ -45,13 +50,13 @@ def load_array(source: str | Path) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     if suffix == ".csv":
-        return _load_csv(path)
+        return _load_csv(path, limits)
     if suffix == ".npy":
-        raw = _load_npy(path)
+        raw = _load_npy(path, limits)
     elif suffix == ".npz":
-        raw = _load_npz(path)
+        raw = _load_npz(path, limits)
     else:
-        raw = _load_parquet(path)
+        raw = _load_parquet(path, limits)
     return as_training_array(raw, str(path))
 
 
@@ -83,9 +88,12 @@ def _load_digits() -> np.ndarray:
     return (pixels / 16.0).astype(np.float32)
 
 
-def _check_npy_header(stream: BinaryIO, available: int, path: Path, suffix: str) -> None:
+def _check_npy_header(
+    stream: BinaryIO, available: int, path: Path, suffix: str, limits: DatasetLimits | None
+) -> None:
     """Read the header first: numpy allocates what it says before it reads a byte, so a header
-    that claims more data than the file holds must be refused before `np.load`."""
+    that claims more data than the file holds, or more than `limits` allow, must be refused
+    before `np.load` (in a .npz, before the member is decompressed)."""
     try:
         version = np.lib.format.read_magic(stream)
         reader = (
@@ -104,14 +112,16 @@ def _check_npy_header(stream: BinaryIO, available: int, path: Path, suffix: str)
             f"{path}: not a readable {suffix} file (its header says {shape} of {dtype}, "
             f"{claimed} bytes, but it holds {available - stream.tell()})"
         )
+    if limits is not None:
+        limits.check(shape[0] if shape else 1, claimed, str(path))
 
 
-def _load_npy(path: Path) -> np.ndarray:
+def _load_npy(path: Path, limits: DatasetLimits | None) -> np.ndarray:
     with path.open("rb") as f:
         if f.read(len(NPY_MAGIC)) != NPY_MAGIC:
             raise DataError(f"{path}: is not a .npy file (no NumPy header)")
         f.seek(0)
-        _check_npy_header(f, path.stat().st_size, path, ".npy")
+        _check_npy_header(f, path.stat().st_size, path, ".npy", limits)
     try:
         array: np.ndarray = np.load(path, allow_pickle=False)
     except _UNREADABLE_NPY as exc:
@@ -119,7 +129,7 @@ def _load_npy(path: Path) -> np.ndarray:
     return array
 
 
-def _load_npz(path: Path) -> np.ndarray:
+def _load_npz(path: Path, limits: DatasetLimits | None) -> np.ndarray:
     if not zipfile.is_zipfile(path):
         raise DataError(f"{path}: is not a .npz file (not a zip archive)")
     try:
@@ -130,8 +140,10 @@ def _load_npz(path: Path) -> np.ndarray:
             key = "X" if "X" in keys else keys[0]
             with zipfile.ZipFile(path) as zipped:
                 member = zipped.getinfo(f"{key}.npy" if f"{key}.npy" in zipped.namelist() else key)
+                # zipfile stops at the member's declared size, so the header's shape, checked
+                # against that size and the limits, bounds what decompressing it can produce.
                 with zipped.open(member) as stream:
-                    _check_npy_header(stream, member.file_size, path, ".npz")  # type: ignore[arg-type]
+                    _check_npy_header(stream, member.file_size, path, ".npz", limits)  # type: ignore[arg-type]
             array: np.ndarray | None = archive[key]
     except DataError:
         raise
@@ -151,13 +163,15 @@ def _unreadable(path: Path, exc: Exception, suffix: str | None = None) -> DataEr
     return DataError(f"{path}: not a readable {suffix or path.suffix} file ({exc})")
 
 
-def _load_parquet(path: Path) -> np.ndarray:
+def _load_parquet(path: Path, limits: DatasetLimits | None) -> np.ndarray:
     if not parquet.available():
         raise DataError(f"{path}: {parquet.MISSING}")
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
+        if limits is not None:
+            _check_parquet_metadata(pq.read_metadata(path), limits, path)
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{path}: not a readable .parquet file ({exc})") from None
@@ -176,7 +190,25 @@ def _load_parquet(path: Path) -> np.ndarray:
     return np.column_stack(columns)
 
 
-def _load_csv(path: Path) -> np.ndarray:
+def _check_parquet_metadata(metadata: Any, limits: DatasetLimits, path: Path) -> None:
+    """Rows from the file and row-group metadata (the larger, should they disagree), each value
+    decoding to a float64: compressed or run-length-encoded pages say nothing of that size."""
+    groups = sum(metadata.row_group(i).num_rows for i in range(metadata.num_row_groups))
+    rows = max(metadata.num_rows, groups)
+    limits.check(rows, rows * metadata.num_columns * CSV_VALUE_BYTES, str(path))
+
+
+def _count_lines(path: Path) -> int:
+    """Lines of a text file, read a megabyte at a time (a last line without a newline counts)."""
+    lines, last = 0, b"\n"
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (last != b"\n")
+
+
+def _load_csv(path: Path, limits: DatasetLimits | None) -> np.ndarray:
     """Parse with numpy's fast reader; on failure, rescan in Python to say exactly where.
 
     Rows are reported as 1-based file lines and columns as 1-based fields, as an editor shows them.
@@ -189,7 +221,11 @@ def _load_csv(path: Path) -> np.ndarray:
     if not first.strip():
         raise DataError(f"{path}: is empty")
     delimiter = _sniff_delimiter(first)
-    header = not all(_is_number(cell) for cell in next(csv.reader([first], delimiter=delimiter)))
+    cells = next(csv.reader([first], delimiter=delimiter))
+    header = not all(_is_number(cell) for cell in cells)
+    if limits is not None:  # counted before numpy parses a line: rows × first-line width
+        rows = _count_lines(path) - int(header)
+        limits.check(rows, rows * len(cells) * CSV_VALUE_BYTES, str(path))
     try:
         with warnings.catch_warnings():
             # A header-only file is reported below; numpy's "no data" warning would only repeat it.

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from core import parquet
 from core.data import SUFFIXES, DataError, load_array
+from core.dataset_limits import DatasetLimits, DatasetTooLarge
 from core.errors import InvalidInput, NotFound, UnsupportedMediaType
 from core.repository import sha256_of
 from core.rules import RuleViolation
@@ -55,10 +56,14 @@ class DatasetInfo(DataSummary):
 
 
 class DatasetStore:
-    """`<root>/<id>.npy` plus `<id>.json` (written last: a dataset without it does not exist)."""
+    """`<root>/<id>.npy` plus `<id>.json` (written last: a dataset without it does not exist).
 
-    def __init__(self, root: Path) -> None:
+    Uploads are refused (413) beyond `limits`, judged before their data is decoded.
+    """
+
+    def __init__(self, root: Path, limits: DatasetLimits | None = None) -> None:
         self.root = Path(root)
+        self.limits = limits or DatasetLimits()
 
     def add_file(self, upload: BinaryIO, filename: str) -> DatasetInfo:
         """Store an uploaded .csv/.npy/.npz/.parquet file after reading it as a training array."""
@@ -75,9 +80,11 @@ class DatasetStore:
         try:
             with path.open("wb") as f:
                 shutil.copyfileobj(upload, f, 1 << 20)
-            array = load_array(path)
+            array = load_array(path, self.limits)
+        # The messages name the temporary file; the client knows it by its own name.
+        except DatasetTooLarge as exc:
+            raise DatasetTooLarge(exc.message.replace(str(path), filename)) from None
         except (DataError, RuleViolation) as exc:
-            # The message names the temporary file; the client knows it by its own name.
             raise InvalidInput(str(exc).replace(str(path), filename)) from None
         finally:
             path.unlink(missing_ok=True)

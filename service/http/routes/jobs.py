@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Response
 from starlette.responses import StreamingResponse
 
 from core.jobs.records import JobRecord
-from service.http.deps import AdminKey, DatasetsDep, JobsDep, RepositoryDep
+from service.http.deps import AdminKey, DatasetsDep, JobsDep, RepositoryDep, SettingsDep
 from service.http.schemas import ErrorResponse
 from service.jobs.events import job_events
 from service.jobs.schemas import JobList, TrainRequest, TrainResponse
@@ -34,14 +34,15 @@ def train(
     jobs: JobsDep,
     datasets: DatasetsDep,
     repository: RepositoryDep,
+    settings: SettingsDep,
 ) -> TrainResponse:
     """Queue a job that trains a new version of `name`; follow it at `Location`."""
-    record = submit(body, jobs, datasets, repository)
+    record = submit(body, jobs, datasets, repository, settings.max_parameters)
     response.headers["Location"] = f"/jobs/{record.job_id}"
     return TrainResponse(job_id=record.job_id, status=record.status)
 
 
-@router.get("/jobs", response_model=JobList)
+@router.get("/jobs", response_model=JobList, responses=_errors(401), dependencies=[AdminKey])
 def list_jobs(
     jobs: JobsDep, limit: Annotated[int, Query(ge=1, le=1000, description="Most jobs.")] = 100
 ) -> JobList:
@@ -49,7 +50,9 @@ def list_jobs(
     return JobList(jobs=jobs.list(limit))
 
 
-@router.get("/jobs/{job_id}", response_model=JobRecord, responses=_errors(404))
+@router.get(
+    "/jobs/{job_id}", response_model=JobRecord, responses=_errors(401, 404), dependencies=[AdminKey]
+)
 def get_job(job_id: str, jobs: JobsDep) -> JobRecord:
     """Status, progress, loss history and, once it succeeded, the version it published."""
     return jobs.get(job_id)
@@ -69,7 +72,8 @@ def cancel_job(job_id: str, jobs: JobsDep) -> JobRecord:
 @router.get(
     "/jobs/{job_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, **_errors(404)},
+    responses={200: {"content": {"text/event-stream": {}}}, **_errors(401, 404)},
+    dependencies=[AdminKey],
 )
 def job_event_stream(
     job_id: str,

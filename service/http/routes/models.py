@@ -39,6 +39,7 @@ def get_model(name: str, repository: RepositoryDep, registry: RegistryDep) -> Mo
     # Exactly the fields manifest.json holds, unknown ones included: no defaults filled in.
     response_model_exclude_unset=True,
     responses=_ERRORS,
+    dependencies=[AdminKey],  # the training data's statistics and config: stored data
 )
 def get_version(name: str, repository: RepositoryDep, version: int = VersionPath) -> Manifest:
     """The version's manifest: config, scaling, threshold, calibration, metrics, checksums."""

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
 
 from core.manifest import ModelRef
-from service.http.deps import MetricsDep, RepositoryDep
+from service.http.deps import AdminKey, MetricsDep, RepositoryDep
 from service.http.schemas import ErrorResponse
 from service.http.score_schemas import AnomalyRatePoint, CalibrationHistogram, TrafficSnapshot
 from service.inference.calibration import version_calibration
@@ -17,13 +17,15 @@ from service.observability.drift import DRIFT_ALERT_PSI
 router = APIRouter(prefix="/models", tags=["models"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse}}
+_KEYED_ERRORS: dict[int | str, dict[str, Any]] = {**_ERRORS, 401: {"model": ErrorResponse}}
 VersionPath = Path(ge=1, description="Version number.")
 
 
 @router.get(
     "/{name}/versions/{version}/calibration",
     response_model=CalibrationHistogram,
-    responses=_ERRORS,
+    responses=_KEYED_ERRORS,
+    dependencies=[AdminKey],  # from the version's calibration rows: stored data
 )
 async def get_calibration(
     name: str, repository: RepositoryDep, version: int = VersionPath

@@ -54,7 +54,7 @@ def wait_for(
 ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        record: dict[str, Any] = client.get(f"/jobs/{job_id}").json()
+        record: dict[str, Any] = client.get(f"/jobs/{job_id}", headers=AUTH).json()
         if record["status"] in until:
             return record
         assert time.monotonic() < deadline, f"job still {record['status']}: {record}"
@@ -64,7 +64,7 @@ def wait_for(
 def wait_for_epoch(client: TestClient, job_id: str, epoch: int = 1) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     while True:
-        record: dict[str, Any] = client.get(f"/jobs/{job_id}").json()
+        record: dict[str, Any] = client.get(f"/jobs/{job_id}", headers=AUTH).json()
         if record["progress"]["epoch"] >= epoch:
             return record
         assert record["status"] in ("queued", "running"), record

@@ -146,7 +146,7 @@ def test_cancelling_a_running_job_publishes_nothing(client: TestClient, deployme
     assert response.json()["status"] == "cancelled"
     assert response.json()["finished_at"] is not None
     time.sleep(1.0)  # long enough for a job that was not really stopped to publish
-    assert client.get(f"/jobs/{job_id}").json()["status"] == "cancelled"
+    assert client.get(f"/jobs/{job_id}", headers=AUTH).json()["status"] == "cancelled"
     assert "cancel-running" not in deployment.repository.names()
 
     again = client.delete(f"/jobs/{job_id}", headers=AUTH)
@@ -162,7 +162,7 @@ def test_cancelling_a_queued_job(client: TestClient, deployment: Deployment):
     for job_id in busy:
         wait_for_epoch(client, job_id, 1)
     queued = submit(client, "cancel-queued", rows(seed=5), epochs=2)
-    assert client.get(f"/jobs/{queued}").json()["status"] == "queued"
+    assert client.get(f"/jobs/{queued}", headers=AUTH).json()["status"] == "queued"
 
     response = client.delete(f"/jobs/{queued}", headers=AUTH)
     assert response.status_code == 200
@@ -171,7 +171,7 @@ def test_cancelling_a_queued_job(client: TestClient, deployment: Deployment):
     for job_id in busy:
         assert client.delete(f"/jobs/{job_id}", headers=AUTH).json()["status"] == "cancelled"
     time.sleep(1.0)
-    assert client.get(f"/jobs/{queued}").json()["status"] == "cancelled"
+    assert client.get(f"/jobs/{queued}", headers=AUTH).json()["status"] == "cancelled"
     assert not {"cancel-busy", "cancel-queued"} & set(deployment.repository.names())
 
 
@@ -197,13 +197,13 @@ def test_ten_jobs_all_finish_with_bounded_concurrency(client: TestClient, deploy
     assert deployment.repository.versions("ten") == list(range(1, 11))
     assert max_overlap(records) <= deployment.settings.max_concurrent_jobs
 
-    listed = [job["job_id"] for job in client.get("/jobs").json()["jobs"]]
+    listed = [job["job_id"] for job in client.get("/jobs", headers=AUTH).json()["jobs"]]
     assert [i for i in listed if i in job_ids] == job_ids[::-1]  # newest first
 
 
 def test_events_stream_one_progress_event_per_epoch_then_the_final_record(client: TestClient):
     job_id = submit(client, "events", rows(seed=8), epochs=5, early_stopping_patience=0)
-    response = client.get(f"/jobs/{job_id}/events")
+    response = client.get(f"/jobs/{job_id}/events", headers=AUTH)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
 
@@ -216,14 +216,14 @@ def test_events_stream_one_progress_event_per_epoch_then_the_final_record(client
     assert [data["epoch"] for _, data in events[:5]] == [1, 2, 3, 4, 5]
     assert all(data["epochs"] == 5 for _, data in events[:5])
     final = events[-1][1]
-    assert final == client.get(f"/jobs/{job_id}").json()
+    assert final == client.get(f"/jobs/{job_id}", headers=AUTH).json()
     assert final["status"] == "succeeded"
     assert [
         {k: data[k] for k in ("epoch", "train_loss", "val_loss")} for _, data in events[:5]
     ] == final["history"]
 
     # Reconnecting with the id of the last event received resumes after it, as EventSource does.
-    resumed = client.get(f"/jobs/{job_id}/events", headers={"Last-Event-ID": "3"})
+    resumed = client.get(f"/jobs/{job_id}/events", headers={**AUTH, "Last-Event-ID": "3"})
     blocks = [dict(line.split(": ", 1) for line in block.splitlines()) for block in
               resumed.text.strip().split("\n\n")]  # fmt: skip
     assert [(b["event"], b.get("id")) for b in blocks] == [
@@ -231,18 +231,18 @@ def test_events_stream_one_progress_event_per_epoch_then_the_final_record(client
         ("progress", "5"),
         ("done", None),
     ]
-    after_all = client.get(f"/jobs/{job_id}/events", headers={"Last-Event-ID": "5"})
+    after_all = client.get(f"/jobs/{job_id}/events", headers={**AUTH, "Last-Event-ID": "5"})
     assert after_all.text.startswith("event: done\n")
 
-    bad = client.get(f"/jobs/{job_id}/events", headers={"Last-Event-ID": "three"})
+    bad = client.get(f"/jobs/{job_id}/events", headers={**AUTH, "Last-Event-ID": "three"})
     assert bad.status_code == 422
     assert "Last-Event-ID" in bad.json()["detail"]
 
 
 def test_unknown_jobs_are_404(client: TestClient):
     detail = {"detail": "job 'nope' does not exist"}
-    assert client.get("/jobs/nope").json() == detail
-    assert client.get("/jobs/nope").status_code == 404
-    assert client.get("/jobs/nope/events").status_code == 404
+    assert client.get("/jobs/nope", headers=AUTH).json() == detail
+    assert client.get("/jobs/nope", headers=AUTH).status_code == 404
+    assert client.get("/jobs/nope/events", headers=AUTH).status_code == 404
     response = client.delete("/jobs/nope", headers=AUTH)
     assert (response.status_code, response.json()) == (404, detail)

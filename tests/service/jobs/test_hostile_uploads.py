@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from core.settings import Settings
+from service.http.app import create_app
 from tests.crafted_npy import CRAFTED
 from tests.service.jobs.conftest import Deploy, Deployment, start_deployment
-from tests.service.jobs.helpers import AUTH
+from tests.service.jobs.helpers import API_KEY, AUTH
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +57,23 @@ def test_a_model_too_large_to_train_is_refused_at_submit(client: TestClient) -> 
     assert response.status_code == 422
     assert response.json() == {
         "detail": "config: hidden_dims [1000000, 1000000] with latent_dim 2 make a model of "
-        "2,000,016,000,006 parameters for 4 features; the most is 50,000,000: use narrower or "
-        "fewer layers"
+        "2,000,016,000,006 parameters for 4 features; this server takes at most 50,000,000 "
+        "(AESERVE_MAX_PARAMETERS): use narrower or fewer layers"
     }
     assert client.get("/jobs", headers=AUTH).json()["jobs"] == []
+
+
+def test_the_parameter_cap_is_a_setting(tmp_path: Path) -> None:
+    settings = Settings(model_repository=tmp_path, api_key=API_KEY, max_parameters=1000)
+    rows = [[float(i % 7), float(i % 5), float(i % 3), 1.0] for i in range(40)]
+    body = {"name": "wide", "data": {"vectors": rows}, "config": {"hidden_dims": [64, 32]}}
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/train", json=body, headers=AUTH)
+        assert response.status_code == 422
+        assert response.json()["detail"] == (
+            "config: hidden_dims [64, 32] with latent_dim 2 make a model of 4,934 parameters for 4 "
+            "features; this server takes at most 1,000 "
+            "(AESERVE_MAX_PARAMETERS): use narrower or fewer layers"
+        )
+        body["config"] = {"hidden_dims": [8], "latent_dim": 2}
+        assert client.post("/train", json=body, headers=AUTH).status_code == 202

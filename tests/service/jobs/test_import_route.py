@@ -108,7 +108,7 @@ def test_an_onnx_autoencoder_imported_over_http_is_served(
     assert_allclose(body["threshold"], np.quantile(np.sort(calibration), 0.99), rtol=1e-5)
     codes = client.post("/encode?model=web", json={"vectors": new.tolist()}).json()["codes"]
     assert_allclose(codes, own["z"], rtol=1e-5, atol=1e-6)
-    manifest = client.get("/models/web/versions/1").json()
+    manifest = client.get("/models/web/versions/1", headers=AUTH).json()
     assert manifest["source"] == "imported"
     assert manifest["imported"]["codes"] == "z"
 
@@ -279,12 +279,12 @@ def test_what_cannot_be_served_is_refused_at_submit_time(
     (tmp_path / "weights.bin").write_bytes(bytes(1024))
     path = tmp_path / "ae.onnx"
     make(path)
-    before = len(client.get("/jobs").json()["jobs"])
+    before = len(client.get("/jobs", headers=AUTH).json()["jobs"])
     name = form.pop("name", "refused")
     response = post_import(client, path.read_bytes(), name, npy(normal_rows()), **form)
     assert response.status_code == status, response.text
     assert message in response.json()["detail"]
-    assert len(client.get("/jobs").json()["jobs"]) == before
+    assert len(client.get("/jobs", headers=AUTH).json()["jobs"]) == before
 
 
 def test_calibration_rows_are_checked_at_submit_time(client: TestClient, tmp_path: Path) -> None:

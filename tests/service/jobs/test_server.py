@@ -69,9 +69,13 @@ def read_events(stream: httpx.Response, count: int) -> list[tuple[str, dict]]:
     events: list[tuple[str, dict]] = []
     fields: dict[str, str] = {}
     for line in stream.iter_lines():
+        if line.startswith(":"):  # a keep-alive comment, sent while an epoch takes long
+            continue
         if line:
             key, _, value = line.partition(": ")
             fields[key] = value
+            continue
+        if not fields:  # the blank line after a comment
             continue
         events.append((fields["event"], json.loads(fields["data"])))
         fields = {}
@@ -90,7 +94,7 @@ def test_events_arrive_while_training_and_a_killed_server_fails_the_job_on_resta
         assert response.status_code == 202
         job_id = response.json()["job_id"]
 
-        with http.stream("GET", f"/jobs/{job_id}/events") as stream:
+        with http.stream("GET", f"/jobs/{job_id}/events", headers=AUTH) as stream:
             events = read_events(stream, 3)
         assert [(name, data["epoch"]) for name, data in events] == [
             ("progress", 1),
@@ -98,14 +102,14 @@ def test_events_arrive_while_training_and_a_killed_server_fails_the_job_on_resta
             ("progress", 3),
         ]
         # One at a time as epochs end, not all at once when the job is done (it never is).
-        assert http.get(f"/jobs/{job_id}").json()["status"] == "running"
+        assert http.get(f"/jobs/{job_id}", headers=AUTH).json()["status"] == "running"
 
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
 
     settings = Settings(model_repository=repository.root, default_model="tiny")
     with TestClient(create_app(settings)) as client:
-        record = client.get(f"/jobs/{job_id}").json()
+        record = client.get(f"/jobs/{job_id}", headers=AUTH).json()
         assert record["status"] == "failed"
         assert record["error"] == (
             "interrupted: the process that ran this job stopped before it finished"
@@ -124,7 +128,7 @@ def test_two_worker_processes_run_each_job_once(
         job_ids = [http.post("/train", json=body, headers=AUTH).json()["job_id"] for _ in range(6)]
         deadline = time.monotonic() + 120
         while True:
-            records = [http.get(f"/jobs/{job_id}").json() for job_id in job_ids]
+            records = [http.get(f"/jobs/{job_id}", headers=AUTH).json() for job_id in job_ids]
             if all(r["status"] in ("succeeded", "failed", "cancelled") for r in records):
                 break
             assert time.monotonic() < deadline, records

@@ -119,13 +119,15 @@ def train_body(**changes: Any) -> dict[str, Any]:
     ],
 )
 def test_bad_train_requests_are_422(client: TestClient, body: dict[str, Any], message: str | None):
-    jobs_before = client.get("/jobs").json()
+    jobs_before = client.get("/jobs", headers=AUTH).json()
     response = client.post("/train", json=body, headers=AUTH)
     assert response.status_code == 422, response.text
     text = detail(response)
     if message is not None:
         assert text == message
-    assert client.get("/jobs").json() == jobs_before, "a rejected request queued a job"
+    assert client.get("/jobs", headers=AUTH).json() == jobs_before, (
+        "a rejected request queued a job"
+    )
 
 
 def test_bce_without_scaling_is_accepted_for_unit_range_data(client: TestClient):
@@ -181,9 +183,12 @@ def test_management_calls_need_the_key(
     assert detail(response) == "missing or invalid API key: send 'Authorization: Bearer <key>'"
 
 
-def test_reading_jobs_needs_no_key(client: TestClient):
-    assert client.get("/jobs").status_code == 200
-    assert client.get("/jobs/none").status_code == 404
+@pytest.mark.parametrize("path", ["/jobs", "/jobs/none", "/jobs/none/events"])
+def test_reading_jobs_needs_the_key(client: TestClient, path: str):
+    response = client.get(path)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="aeserve"'
+    assert client.get(path, headers=AUTH).status_code == (200 if path == "/jobs" else 404)
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,38 @@
     return data;
   }
 
+  // Server-sent events read with fetch, not EventSource: EventSource cannot send the API key.
+  function streamEvents(path, handlers) {
+    const abort = new AbortController();
+    const headers = { Accept: "text/event-stream" };
+    const key = localStorage.getItem(KEY);
+    if (key) headers.Authorization = `Bearer ${key}`;
+    (async () => {
+      const response = await fetch(path, { headers, signal: abort.signal });
+      if (!response.ok || !response.body) throw new Error(`${response.status}: events unavailable`);
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          let name = "message";
+          const data = [];
+          for (const line of block.split("\n")) {
+            if (line.startsWith("event:")) name = line.slice(6).trim();
+            else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+          }
+          if (handlers[name]) handlers[name](data.join("\n"));
+        }
+      }
+    })().catch((e) => { if (e.name !== "AbortError") say(e.message, true); });
+    return () => abort.abort();
+  }
+
   function every(ms, fn) { fn(); const id = setInterval(fn, ms); cleanups.push(() => clearInterval(id)); }
 
   function showKeyState() {
@@ -266,23 +298,22 @@
     showStatus(record);
     draw();
     if (record.status === "queued" || record.status === "running") {
-      const events = new EventSource(`/jobs/${esc(jobId)}/events`);
-      cleanups.push(() => events.close());
-      events.addEventListener("progress", (event) => {
-        const p = JSON.parse(event.data);
-        points.set(p.epoch, p);
-        record.progress = p;
-        showStatus(Object.assign({}, record, { status: "running" }));
-        draw();
-      });
-      events.addEventListener("done", (event) => {
-        events.close();
-        const done = JSON.parse(event.data);
-        for (const e of done.history) points.set(e.epoch, e);
-        Object.assign(record, done);
-        showStatus(done);
-        draw();
-      });
+      cleanups.push(streamEvents(`/jobs/${esc(jobId)}/events`, {
+        progress: (data) => {
+          const p = JSON.parse(data);
+          points.set(p.epoch, p);
+          record.progress = p;
+          showStatus(Object.assign({}, record, { status: "running" }));
+          draw();
+        },
+        done: (data) => {
+          const done = JSON.parse(data);
+          for (const e of done.history) points.set(e.epoch, e);
+          Object.assign(record, done);
+          showStatus(done);
+          draw();
+        },
+      }));
     }
   }
 

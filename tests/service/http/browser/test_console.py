@@ -69,7 +69,7 @@ def test_train_from_the_page_and_inspect_the_new_version(
     assert page.inner_text("#job-state") == "succeeded"
     assert len(seen_while_running) >= 2, seen_while_running
     assert seen_while_running == sorted(seen_while_running)
-    record = httpx.get(f"{server.base}/jobs/{job_id}").json()
+    record = httpx.get(f"{server.base}/jobs/{job_id}", headers=AUTH).json()
     assert count(page, "#job-loss-chart circle.series-train") == len(record["history"])
 
     # The new version is listed, active.
@@ -81,8 +81,10 @@ def test_train_from_the_page_and_inspect_the_new_version(
     # Its page: loss per epoch and the calibration histogram, from the manifest's numbers.
     page.click("tr[data-model='sensors'][data-version='1'] >> text=v1")
     page.wait_for_selector("#calibration-chart rect.bar")
-    manifest = httpx.get(f"{server.base}/models/sensors/versions/1").json()
-    calibration = httpx.get(f"{server.base}/models/sensors/versions/1/calibration").json()
+    manifest = httpx.get(f"{server.base}/models/sensors/versions/1", headers=AUTH).json()
+    calibration = httpx.get(
+        f"{server.base}/models/sensors/versions/1/calibration", headers=AUTH
+    ).json()
 
     history = manifest["training"]["history"]
     drawn = page.eval_on_selector_all(

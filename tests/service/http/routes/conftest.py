@@ -14,6 +14,7 @@ from service.http.app import create_app
 from tests.tiny_model import publish_tiny_model
 
 API_KEY = "test-key-123"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 @pytest.fixture
@@ -45,4 +46,4 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def auth() -> dict[str, str]:
-    return {"Authorization": f"Bearer {API_KEY}"}
+    return AUTH

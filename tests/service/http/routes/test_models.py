@@ -11,6 +11,7 @@ from core.manifest import MANIFEST, Manifest
 from core.repository import ModelRepository, sha256_of
 from core.settings import Settings
 from service.http.app import create_app
+from tests.service.http.routes.conftest import AUTH
 from tests.tiny_model import publish_tiny_model
 
 ROW = [0.1, 0.2, 0.3, 0.4]
@@ -40,7 +41,7 @@ def test_get_model_and_manifest(client: TestClient, repository: ModelRepository)
     assert body["versions"] == [1, 2]
     assert body["active_version"] == 1
     assert [v["active"] for v in body["version_details"]] == [True, False]
-    manifest = client.get("/models/tiny/versions/2").json()
+    manifest = client.get("/models/tiny/versions/2", headers=AUTH).json()
     assert manifest == json.loads((repository.version_dir("tiny", 2) / MANIFEST).read_text())
     assert Manifest.model_validate(manifest) == repository.manifest("tiny", 2)
     assert set(manifest["files"]) >= {"autoencoder.onnx", "encoder.onnx", "decoder.onnx"}
@@ -55,7 +56,7 @@ def test_the_manifest_is_served_with_the_fields_this_server_does_not_know(
     written["training"]["gpu"] = "H200"
     del written["versions"]["onnx"]  # an optional field left out stays out
     path.write_text(json.dumps(written))
-    response = client.get("/models/tiny/versions/1")
+    response = client.get("/models/tiny/versions/1", headers=AUTH)
     assert response.status_code == 200
     assert response.json() == written
 
@@ -73,7 +74,7 @@ def test_the_manifest_route_has_the_manifest_schema(client: TestClient):
 def test_unknown_model_and_version_are_404(client: TestClient):
     assert client.get("/models/nope").json() == {"detail": "model 'nope' not found"}
     assert client.get("/models/nope").status_code == 404
-    response = client.get("/models/tiny/versions/7")
+    response = client.get("/models/tiny/versions/7", headers=AUTH)
     assert response.status_code == 404
     assert response.json() == {"detail": "model 'tiny' has no version 7"}
 
@@ -138,7 +139,7 @@ def test_a_version_with_a_corrupt_manifest_is_listed_without_its_details(
     details = client.get("/models/tiny").json()["version_details"]
     assert details[1] == {"version": 2, "created_at": None, "threshold": None, "active": False}
     assert details[0]["created_at"] == "2026-01-01T00:00:00+00:00"
-    response = client.get("/models/tiny/versions/2")
+    response = client.get("/models/tiny/versions/2", headers=AUTH)
     assert response.status_code == 500
     assert response.json()["detail"] == (
         f"version folder {str(path.parent)!r}: manifest.json: loss: Input should be 'mse' or 'bce'"

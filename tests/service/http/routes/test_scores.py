@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from numpy.testing import assert_allclose
 
 from core.repository import ModelRepository
+from tests.service.http.routes.conftest import AUTH
 from tests.tiny_model import sample_vectors
 
 
@@ -17,7 +18,7 @@ def test_calibration_histogram_counts_every_calibration_score(
     manifest = repository.manifest("tiny", 1)
     scores = np.load(repository.version_dir("tiny", 1) / "calibration.npy")
 
-    response = client.get("/models/tiny/versions/1/calibration")
+    response = client.get("/models/tiny/versions/1/calibration", headers=AUTH)
 
     assert response.status_code == 200, response.text
     body = response.json()
@@ -33,13 +34,13 @@ def test_calibration_histogram_counts_every_calibration_score(
 
 
 def test_calibration_of_an_unknown_version_is_404(client: TestClient) -> None:
-    response = client.get("/models/tiny/versions/9/calibration")
+    response = client.get("/models/tiny/versions/9/calibration", headers=AUTH)
     assert response.status_code == 404
     assert response.json() == {"detail": "model 'tiny' has no version 9"}
 
 
 def test_traffic_before_any_score_is_empty_on_the_calibration_bins(client: TestClient) -> None:
-    calibration = client.get("/models/tiny/versions/1/calibration").json()
+    calibration = client.get("/models/tiny/versions/1/calibration", headers=AUTH).json()
 
     body = client.get("/models/tiny/versions/1/traffic").json()
 
