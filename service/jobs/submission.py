@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from core import rules
-from core.config import TrainConfig
+from core.config import MAX_PARAMETERS, TrainConfig
 from core.datasets import DatasetNotFound, DatasetStore, DataSummary
 from core.errors import InvalidInput
 from core.jobs.records import JobRecord, JobSpec
@@ -16,13 +16,23 @@ from service.jobs.schemas import TrainRequest
 
 
 def submit(
-    request: TrainRequest, jobs: JobBackend, datasets: DatasetStore, repository: Repository
+    request: TrainRequest,
+    jobs: JobBackend,
+    datasets: DatasetStore,
+    repository: Repository,
+    max_parameters: int = MAX_PARAMETERS,
 ) -> JobRecord:
-    return jobs.submit(prepare(request, datasets, repository))
+    return jobs.submit(prepare(request, datasets, repository, max_parameters))
 
 
-def prepare(request: TrainRequest, datasets: DatasetStore, repository: Repository) -> JobSpec:
-    """Validate the request and store its inline rows; the spec names the stored dataset."""
+def prepare(
+    request: TrainRequest,
+    datasets: DatasetStore,
+    repository: Repository,
+    max_parameters: int = MAX_PARAMETERS,
+) -> JobSpec:
+    """Validate the request and store its inline rows; the spec names the stored dataset.
+    A model over `max_parameters` (the server's setting) is refused here."""
     name = check_name(request.name)
     vectors = request.data.vectors
     if vectors is None:
@@ -31,11 +41,11 @@ def prepare(request: TrainRequest, datasets: DatasetStore, repository: Repositor
             info = datasets.info(request.data.dataset)
         except DatasetNotFound as exc:
             raise InvalidInput(f"data.dataset: {exc.message}") from None
-        check_data(name, request.config, info, repository)
+        check_data(name, request.config, info, repository, max_parameters)
         dataset = info.dataset
     else:
         array = as_matrix(vectors)
-        check_data(name, request.config, DataSummary.of(array), repository)
+        check_data(name, request.config, DataSummary.of(array), repository, max_parameters)
         dataset = datasets.add_array(array).dataset
     return JobSpec(
         name=name,
@@ -56,10 +66,16 @@ def as_matrix(vectors: list[list[float]]) -> np.ndarray:
     return array
 
 
-def check_data(name: str, config: TrainConfig, data: DataSummary, repository: Repository) -> None:
+def check_data(
+    name: str,
+    config: TrainConfig,
+    data: DataSummary,
+    repository: Repository,
+    max_parameters: int = MAX_PARAMETERS,
+) -> None:
     rules.check_min_rows(data.rows)
     try:
-        resolved = config.resolve(data.dim)
+        resolved = config.resolve(data.dim, max_parameters)
     except ValueError as exc:
         raise InvalidInput(f"config: {exc}") from None
     rules.check_validation_split(data.rows, config.validation_fraction, where="config")
