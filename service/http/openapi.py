@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from core.errors import AeserveError
+from service.http.openapi_errors import document_errors
 from service.inference.registry import ModelRegistry
 
 ROUTES = {"/encode": "vectors", "/reconstruct": "vectors", "/score": "vectors", "/decode": "codes"}
@@ -22,12 +23,13 @@ ILLUSTRATIVE = {"vectors": [[0.0, 0.25, 0.5, 1.0]], "codes": [[0.1, -0.3]]}
 
 
 def install(app: FastAPI) -> None:
-    """Wrap the app's `openapi()` (FastAPI's, cached) so each call fills in fitting examples."""
+    """Wrap the app's `openapi()` (FastAPI's, cached) so each call fills in fitting examples,
+    with the error answers the service gives (service/http/openapi_errors.py)."""
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         registry: ModelRegistry | None = getattr(app.state, "registry", None)
-        return with_examples(generate(), registry)
+        return document_errors(with_examples(generate(), registry))
 
     app.openapi = openapi  # type: ignore[method-assign]
 
