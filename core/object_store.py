@@ -53,7 +53,13 @@ def open_store(
 ) -> S3Store:
     """The bucket, under `location.prefix` (and `prefix` below it), with short timeouts: a store
     that does not answer must fail a call in seconds, not hang the poller or a publish."""
-    from obstore.store import S3Store
+    try:
+        from obstore.store import S3Store
+    except ImportError:
+        raise StoreUnavailable(
+            f"{location} is an object store, and obstore is not installed: "
+            "pip install 'aeserve[s3]'"
+        ) from None
 
     client_options: dict[str, str | bool] = {
         "timeout": f"{int(timeout_s * 1000)}ms",

@@ -168,6 +168,10 @@ class Repository(ABC):
         """None when the repository answered its last call; else why it did not, in words."""
         return None
 
+    def version_location(self, name: str, version: int) -> str:
+        """Where a version is, as a user would write it (for messages)."""
+        return f"{self.location}/{name}/{version}"
+
     def _pass_gate(self) -> None:
         if self.publish_gate is not None:
             self.publish_gate()
@@ -182,6 +186,9 @@ class ModelRepository(Repository):
     @property
     def location(self) -> str:
         return str(self.root)
+
+    def version_location(self, name: str, version: int) -> str:
+        return str(self.version_dir(name, version))
 
     # -- reading ----------------------------------------------------------------------------
 

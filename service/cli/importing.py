@@ -121,7 +121,7 @@ def import_model(
         f"{manifest.calibration.n} calibration scores), parity within "
         f"{manifest.parity.max_abs_diff:.2g}"
     )
-    console.print(f"written to {escape(str(store.version_dir(name, published.version)))}")
+    console.print(f"written to {escape(store.version_location(name, published.version))}")
     if not active:
         console.print(
             f"not served yet: `aeserve promote {escape(name)} {published.version}"

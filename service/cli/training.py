@@ -178,7 +178,7 @@ def train(
         f"best epoch {training.best_epoch}, val loss {training.val_loss:.4g}, "
         f"threshold {published.manifest.threshold:.4g}"
     )
-    console.print(f"written to {escape(str(store.version_dir(name, published.version)))}")
+    console.print(f"written to {escape(store.version_location(name, published.version))}")
     if not active:
         console.print(
             f"not served yet: `aeserve promote {escape(name)} {published.version}"

@@ -18,6 +18,7 @@ import threading
 from collections import OrderedDict
 
 from core.errors import (
+    AeserveError,
     CorruptVersion,
     InvalidInput,
     ModelNotFound,
@@ -374,5 +375,7 @@ class ModelRegistry:
         while not self._stop.wait(interval_s):
             try:
                 self.refresh()
+            except AeserveError as exc:  # e.g. the model store did not answer: said in one line
+                logger.warning("model refresh failed: %s", exc.message)
             except Exception:  # the watcher must outlive any one bad refresh
                 logger.exception("model refresh failed")
