@@ -18,6 +18,7 @@ Optimizer = Literal["adam", "rmsprop"]
 Schedule = Literal["constant", "plateau"]
 ScalingMethod = Literal["auto", "standard", "minmax", "none"]
 Device = Literal["auto", "cpu", "cuda"]
+Score = Literal["combined", "reconstruction"]
 
 MAX_DEFAULT_LATENT = 32
 """Derived bottlenecks stop growing here: wider codes rarely help anomaly detection."""
@@ -107,6 +108,17 @@ class TrainConfig(BaseModel):
         default="auto",
         description="Per-feature input scaling fitted on the training rows: auto is standard "
         "for mse, minmax for bce.",
+    )
+    score: Score = Field(
+        default="combined",
+        description="The anomaly score the model returns. combined (the default, best on the "
+        "benchmark of docs/quality.md): the mean feature error plus the distance from the row's "
+        "code to its 5th-nearest code among (at most 1,000) training rows, each divided by its "
+        "mean on the held-out rows, so a normal row scores about 2; it also flags rows that "
+        "reconstruct well but land where no training row was. reconstruction: the mean feature "
+        "error alone, the training loss in the loss's units; choose it when the score must be "
+        "comparable across models or read as an error, or when anomalies are known to lie off "
+        "the normal data's manifold.",
     )
     threshold_quantile: float = Field(
         default=0.99,

@@ -20,6 +20,7 @@ from models.graphs import DecoderGraph, EncoderGraph, ScoringGraph
 from models.manifest import OPSET, TORCHSCRIPT, build_manifest, write_calibration
 from models.parity import ATOL, RTOL, compare, compare_outputs
 from models.scaling import Scaling
+from models.scoring import LatentStats
 from models.training import TrainResult
 
 GRAPHS = default_graphs()
@@ -29,7 +30,7 @@ def export_model(result: TrainResult, directory: Path) -> ExportedManifest:
     """Write every file of a version into `directory`; return the manifest written there."""
     model, scaling = result.model.cpu().eval(), result.scaling
     graphs: dict[str, nn.Module] = {
-        "autoencoder": ScoringGraph(model, scaling, result.config.loss),
+        "autoencoder": ScoringGraph(model, scaling, result.config.loss, result.latent),
         "encoder": EncoderGraph(model, scaling),
         "decoder": DecoderGraph(model, scaling),
     }
@@ -40,7 +41,7 @@ def export_model(result: TrainResult, directory: Path) -> ExportedManifest:
     save_torchscript(model, directory / TORCHSCRIPT)
 
     max_abs_diff = max(
-        check_parity(graphs, inputs, directory, scaling, result.config.loss),
+        check_parity(graphs, inputs, directory, scaling, result.config.loss, result.latent),
         check_torchscript(model, scaling.apply(result.validation_rows), directory / TORCHSCRIPT),
     )
     scores = run_onnx(directory / GRAPHS["autoencoder"].file, inputs["autoencoder"])["scores"]
@@ -103,6 +104,7 @@ def check_parity(
     directory: Path,
     scaling: Scaling,
     loss: str,
+    latent: LatentStats | None = None,
 ) -> float:
     """Compare each ONNX graph with its PyTorch module (models/parity.py); the largest
     difference seen."""
@@ -116,7 +118,10 @@ def check_parity(
             for name, tensor in zip(GRAPHS[key].outputs, expected_arrays, strict=True)
         }
         actual = run_onnx(directory / GRAPHS[key].file, inputs[key])
-        worst = max(worst, compare_outputs(key, actual, wanted, inputs[key], scaling, loss))
+        score = latent if key == "autoencoder" else None
+        worst = max(
+            worst, compare_outputs(key, actual, wanted, inputs[key], scaling, loss, score)
+        )
     return worst
 
 

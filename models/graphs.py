@@ -11,6 +11,7 @@ from torch import nn
 
 from models.autoencoder import Autoencoder
 from models.scaling import Scaling
+from models.scoring import CombinedScore, LatentStats
 
 
 class InputScaling(nn.Module):
@@ -35,13 +36,20 @@ class InputScaling(nn.Module):
 
 class ScoringGraph(nn.Module):
     """autoencoder.onnx: x [n, d] → codes [n, k], reconstructions [n, d], scores [n],
-    feature_errors [n, d]."""
+    feature_errors [n, d].
 
-    def __init__(self, model: Autoencoder, scaling: Scaling, loss: str) -> None:
+    Without `latent` the score is the mean feature error (the `reconstruction` score); with it,
+    the `combined` score of models/scoring.py.
+    """
+
+    def __init__(
+        self, model: Autoencoder, scaling: Scaling, loss: str, latent: LatentStats | None = None
+    ) -> None:
         super().__init__()
         self.model = model
         self.scaling = InputScaling(scaling)
         self.bce = loss == "bce"
+        self.combined = CombinedScore(latent) if latent is not None else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         s = self.scaling(x)
@@ -53,7 +61,10 @@ class ScoringGraph(nn.Module):
             errors = torch.clamp(logits, min=0) - logits * s + torch.log1p(torch.exp(-logits.abs()))
         else:
             errors = (s - s_hat) ** 2
-        return codes, self.scaling.invert(s_hat), errors.mean(dim=1), errors
+        scores = errors.mean(dim=1)
+        if self.combined is not None:
+            scores = self.combined(scores, codes)
+        return codes, self.scaling.invert(s_hat), scores, errors
 
 
 class EncoderGraph(nn.Module):

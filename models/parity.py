@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.scaling import Scaling
+from models.scoring import LatentStats, latent_slack
 
 RTOL = 1e-4
 ATOL = 1e-5
@@ -25,12 +26,20 @@ class ParityError(RuntimeError):
 
 
 def compare_outputs(
-    graph: str, actual: Arrays, expected: Arrays, x: np.ndarray, scaling: Scaling, loss: str
+    graph: str,
+    actual: Arrays,
+    expected: Arrays,
+    x: np.ndarray,
+    scaling: Scaling,
+    loss: str,
+    latent: LatentStats | None = None,
 ) -> float:
     """Check every output of `graph` (ONNX `actual` against PyTorch `expected`, both float32 as
     the graphs return them); the largest difference seen, in the units each output is judged in.
 
     `x` is the graph's input: raw rows for the scoring graph, which the errors are taken against.
+    `latent`: the scoring graph's score is the combined one (models/scoring.py); each of its
+    terms may then differ by what its own inputs may, divided by its calibration mean.
     """
     offset = scaling.offset.astype(np.float64)
     scale = scaling.scale.astype(np.float64)
@@ -47,6 +56,14 @@ def compare_outputs(
             tol = ATOL + RTOL * np.abs(s_hat) + rounding + 2 * _EPS32 * (np.abs(s) + np.abs(s_hat))
             slack["feature_errors"] = 2 * np.abs(s - s_hat) * tol + tol**2
             slack["scores"] = slack["feature_errors"].mean(axis=1)
+    if latent is not None and "scores" in expected:
+        errors = np.asarray(expected["feature_errors"], dtype=np.float64).mean(axis=1)
+        reconstruction = ATOL + RTOL * errors + slack.get("scores", np.zeros_like(errors))
+        codes = np.asarray(expected["codes"], dtype=np.float64)
+        distance = latent_slack(latent, codes, ATOL + RTOL * np.abs(codes))
+        slack["scores"] = (
+            reconstruction / latent.reconstruction_mean + distance / latent.latent_mean
+        )
     worst = 0.0
     for name, want_raw in expected.items():
         got = np.asarray(actual[name], dtype=np.float64)

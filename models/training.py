@@ -19,6 +19,7 @@ from core import rules
 from core.config import ConfigError, TrainConfig
 from models.autoencoder import Autoencoder
 from models.scaling import Scaling, fit_scaling
+from models.scoring import LatentStats, fit_latent_stats
 
 Progress = Callable[[int, int, float, float], None]
 ShouldStop = Callable[[], bool]
@@ -53,6 +54,7 @@ class TrainResult:
     seconds: float
     device: str
     history: list[EpochStats] = field(default_factory=list)
+    latent: LatentStats | None = None  # the combined score's constants; None: reconstruction
 
     @property
     def epochs_run(self) -> int:
@@ -210,8 +212,12 @@ def fit(
             break
 
     model.load_state_dict(best_state)
+    model = model.cpu().eval()
+    latent = None
+    if config.score == "combined":
+        latent = latent_stats(model, scaling, config.loss, X_train, X_val, config.seed)
     return TrainResult(
-        model=model.cpu().eval(),
+        model=model,
         config=config,
         scaling=scaling,
         validation_rows=X_val.astype(np.float32, copy=False),  # X_val is a copy already
@@ -220,4 +226,37 @@ def fit(
         seconds=time.perf_counter() - started,
         device=device.type,
         history=history,
+        latent=latent,
     )
+
+
+@torch.no_grad()
+def latent_stats(
+    model: Autoencoder,
+    scaling: Scaling,
+    loss: str,
+    X_train: np.ndarray,
+    X_val: np.ndarray,
+    seed: int,
+    batch_size: int = 65_536,
+) -> LatentStats:
+    """The combined score's constants from the trained model: codes of the training rows, and
+    codes and mean feature errors of the held-out (calibration) rows, as the graph computes them."""
+
+    def codes_and_errors(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        codes, errors = [], []
+        for start in range(0, len(X), batch_size):
+            s = torch.from_numpy(scaling.apply(X[start : start + batch_size]))
+            z = model.encode(s)
+            logits = model.decode_logits(z)
+            if loss == "bce":
+                e = F.binary_cross_entropy_with_logits(logits, s, reduction="none")
+            else:
+                e = (s - model.output(logits)) ** 2
+            codes.append(z.numpy())
+            errors.append(e.mean(dim=1).numpy())
+        return np.concatenate(codes), np.concatenate(errors)
+
+    train_codes, _ = codes_and_errors(X_train)
+    val_codes, val_errors = codes_and_errors(X_val)
+    return fit_latent_stats(train_codes, val_codes, val_errors, seed)

@@ -18,6 +18,7 @@ from core.manifest import ExportedManifest, default_graphs, read_exported_manife
 from models import export
 from models.export import export_model
 from models.parity import ParityError
+from models.scoring import LatentStats
 from models.training import TrainResult, fit
 
 NUMPY_ACTIVATIONS = {
@@ -36,6 +37,8 @@ CASES = {
     "bce-none": ("digits", TrainConfig(loss="bce", scaling="none", activation="sigmoid")),
     "mse-gelu": ("cardio", TrainConfig(activation="gelu", hidden_dims=[16, 8], latent_dim=4)),
     "mse-sigmoid-output": ("digits", TrainConfig(output_activation="sigmoid", scaling="minmax")),
+    "mse-reconstruction-score": ("cardio", TrainConfig(score="reconstruction")),
+    "bce-reconstruction-score": ("cardio", TrainConfig(loss="bce", score="reconstruction")),
 }
 
 
@@ -44,9 +47,13 @@ def session(path: Path) -> ort.InferenceSession:
 
 
 def reference(
-    x: np.ndarray, manifest: ExportedManifest, weights: dict[str, np.ndarray]
+    x: np.ndarray,
+    manifest: ExportedManifest,
+    weights: dict[str, np.ndarray],
+    latent: LatentStats | None = None,
 ) -> dict[str, np.ndarray]:
-    """docs/artifacts.md's math in float64 numpy: the graphs must agree with it."""
+    """docs/artifacts.md's math in float64 numpy: the graphs must agree with it. `latent`: the
+    combined score's constants (graph constants, not in the manifest)."""
     scaling, config = manifest.scaling, manifest.config
     offset, scale = np.array(scaling.offset), np.array(scaling.scale)
     s = (x.astype(np.float64) - offset) / scale
@@ -69,10 +76,17 @@ def reference(
         errors = np.maximum(logits, 0) - logits * s + np.log1p(np.exp(-np.abs(logits)))
     else:
         errors = (s - s_hat) ** 2
+    scores = errors.mean(axis=1)
+    if latent is not None:
+        u = (codes - latent.center) / latent.spread
+        reference = latent.reference.astype(np.float64)
+        distances = np.sqrt(((u[:, None, :] - reference[None, :, :]) ** 2).sum(axis=2))
+        kth = np.sort(distances, axis=1)[:, latent.neighbours - 1]
+        scores = scores / latent.reconstruction_mean + kth / latent.latent_mean
     return {
         "codes": codes,
         "reconstructions": s_hat * scale + offset,
-        "scores": errors.mean(axis=1),
+        "scores": scores,
         "feature_errors": errors,
     }
 
@@ -117,7 +131,8 @@ def test_graphs_match_numpy_reference(exported: tuple[TrainResult, Path, np.ndar
     manifest = read_exported_manifest(directory)
     weights = {k: v.double().numpy() for k, v in result.model.state_dict().items()}
     x = np.concatenate([result.validation_rows, other_rows])
-    expected = reference(x, manifest, weights)
+    assert (result.latent is None) == (manifest.config["score"] == "reconstruction")
+    expected = reference(x, manifest, weights, result.latent)
 
     names = ["codes", "reconstructions", "scores", "feature_errors"]
     outputs = session(directory / "autoencoder.onnx").run(names, {"x": x})

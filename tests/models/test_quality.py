@@ -32,7 +32,7 @@ def test_default_config_detects_anomalies(adbench_dir: Path, dataset: str) -> No
 
     result = fit(X[np.sort(normal[:half])], TrainConfig(device="cpu"))
     with torch.no_grad():
-        _, _, scores, _ = ScoringGraph(result.model, result.scaling, result.config.loss)(
-            torch.from_numpy(X[test])
-        )
+        _, _, scores, _ = ScoringGraph(
+            result.model, result.scaling, result.config.loss, result.latent
+        )(torch.from_numpy(X[test]))
     assert roc_auc_score(y[test], scores.numpy()) > FLOORS[dataset]
