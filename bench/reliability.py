@@ -10,8 +10,9 @@ Scenarios (each starts its own `aeserve serve` on the bench models of bench/.wor
 bench/prepare.py; `make bench` trains them):
 
 - `attack`: a normal client's batch-1 /score latency alone, then while two clients post 60 MB
-  JSON bodies that simdjson refuses (a duplicate key: pydantic judges them), then while two post
-  60 MB of valid JSON with too many rows; and how fast one over-limit body is refused.
+  JSON bodies that simdjson's fast path declines (a duplicate key, a string in the last row, an
+  option only pydantic's lax mode reads), then while two post 60 MB of valid JSON with too many
+  rows; and how fast one over-limit body is refused.
 - `idle`: 500 idle connections and a client sending its body a byte every 66 ms: when the
   server closes them, and a normal request's latency meanwhile.
 - `workers`: `--workers 2`; the request counters of /metrics against the requests sent, on
@@ -154,6 +155,18 @@ def duplicate_key_body() -> bytes:
     )
 
 
+def string_in_last_row_body() -> bytes:
+    """60 MB of rows within the row limit, the last value a string: a 422 naming row and column."""
+    body = duplicate_key_body().replace(b',"explain":false,"explain":false}', b"}")
+    return body[: body.rindex(b",")] + b',"x"]]}'
+
+
+def lax_option_body() -> bytes:
+    """60 MB of valid rows and `"explain": "yes"`: valid (pydantic's lax reading), yet declined by
+    simdjson's fast path, which takes only strict options."""
+    return duplicate_key_body().replace(b'"explain":false,"explain":false}', b'"explain":"yes"}')
+
+
 def too_many_rows_body() -> bytes:
     """60 MB of valid JSON with far more rows than the limit (8192)."""
     row = "[" + ",".join(["0"] * DIM) + "]"
@@ -227,6 +240,8 @@ def attack(source: Path, lines: list[str]) -> None:
     lines += ["## Large bodies: a normal client beside two attackers", ""]
     bodies = {
         "60 MB JSON, duplicate key (pydantic judges it)": duplicate_key_body(),
+        "60 MB JSON, a string in the last row": string_in_last_row_body(),
+        "60 MB valid JSON, a lax option": lax_option_body(),
         "60 MB valid JSON, too many rows": too_many_rows_body(),
     }
     with serving(source, {}) as server:

@@ -2,7 +2,8 @@
 
 A plain JSON body's matrix goes from simdjson's buffer of doubles to float32 with no Python object
 per value (service/http/json_matrix.py), its other fields through pydantic. Any body simdjson cannot
-vouch for is validated from the raw bytes in pydantic's core, which words what is wrong with it.
+vouch for is validated from the raw bytes in pydantic's core, which words what is wrong with it; a
+large one from simdjson's document, with pydantic's words (service/http/large_json.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic_core import ErrorDetails
 
 from core import rules
 from core.errors import InvalidInput, UnsupportedMediaType
-from service.http import json_matrix
+from service.http import json_matrix, large_json
 from service.http.encoding import NPY, decode_npy
 from service.http.schemas import (
     DecodeRequest,
@@ -36,8 +37,13 @@ class ScoreOptions:
 
 
 _NO_OPTIONS = ScoreOptionFields()
+PYDANTIC_MOST_BYTES = 256 * 1024
+"""Largest JSON body pydantic parses whole. It parses holding the GIL, which stalls the event loop
+even from a thread; a larger body that simdjson's fast path declines is judged from simdjson's
+document (service/http/large_json.py)."""
 _ROWS_BRANCH = "list[list[float]]"
 _ROW_BRANCH = "list[float]"
+_BRANCHES = (_ROWS_BRANCH, _ROW_BRANCH)
 
 
 def _pick_branch(errors: list[ErrorDetails]) -> list[ErrorDetails]:
@@ -48,7 +54,9 @@ def _pick_branch(errors: list[ErrorDetails]) -> list[ErrorDetails]:
     flat = [e for e in errors if len(e["loc"]) > 1 and e["loc"][1] == _ROW_BRANCH]
     meant_flat = all(e["type"] == "list_type" and len(e["loc"]) == 3 for e in rows)
     chosen, row = (flat, (0,)) if meant_flat and flat else (rows, ())
-    other = [e for e in errors if e not in rows and e not in flat]
+    # By location, not by `in`: comparing every error with every other took minutes for the
+    # tens of thousands of errors a 256 KiB body can hold.
+    other = [e for e in errors if len(e["loc"]) < 2 or e["loc"][1] not in _BRANCHES]
     # A single vector is row 0 of a batch of one.
     stripped: list[ErrorDetails] = [
         ErrorDetails(
@@ -61,8 +69,13 @@ def _pick_branch(errors: list[ErrorDetails]) -> list[ErrorDetails]:
 
 def describe_validation_error(exc: ValidationError) -> str:
     """One readable sentence per problem, naming the row and column where there is one."""
+    return describe_errors(exc.errors(include_url=False))
+
+
+def describe_errors(errors: list[ErrorDetails], more: int = 0) -> str:
+    """pydantic's errors as `describe_validation_error` words them; `more` errors left out."""
     parts = []
-    for error in _pick_branch(exc.errors(include_url=False)):
+    for error in _pick_branch(errors):
         loc = list(error["loc"])
         where = ""
         if len(loc) >= 2 and isinstance(loc[1], int):
@@ -73,7 +86,8 @@ def describe_validation_error(exc: ValidationError) -> str:
             where = ".".join(str(p) for p in loc)
         message = error["msg"]
         parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts[:5]) + (f" (and {len(parts) - 5} more)" if len(parts) > 5 else "")
+    left = len(parts) - 5 + more
+    return "; ".join(parts[:5]) + (f" (and {left} more)" if left > 0 else "")
 
 
 T = TypeVar("T", bound=Request)
@@ -136,7 +150,11 @@ def read_batch(
     brackets = json_matrix.count_brackets(body, stop_above=max_rows + 1)
     if brackets - 1 > max_rows:
         rules.check_batch_size(brackets - 1, max_rows)
-    fast = json_matrix.decode(body, field, _field_names(schema), expected_dim, brackets)
+    # A large body is parsed once, here: simdjson holds the GIL while it parses.
+    document = large_json.parse(body) if len(body) > PYDANTIC_MOST_BYTES else None
+    fast = json_matrix.decode(
+        body, field, _field_names(schema), expected_dim, brackets, document=document
+    )
     if fast is not None:
         array, others = fast
         if schema is not ScoreRequest:
@@ -149,6 +167,17 @@ def read_batch(
             pass  # pydantic's full pass below finds it again and words it
         else:
             return array, options
+    if document is not None:
+        try:
+            return large_json.judge(
+                document, schema, field, expected_dim, label, brackets, PYDANTIC_MOST_BYTES
+            )
+        except InvalidInput as exc:
+            message = exc.message
+        # Raised afresh, so that no frame of its traceback holds the document (hundreds of MB
+        # of simdjson's buffers) for as long as the error is being answered.
+        document = None
+        raise InvalidInput(message)
     request = parse_json(body, schema)
     rows = request.codes if isinstance(request, DecodeRequest) else request.vectors
     # A single vector is a batch of one.

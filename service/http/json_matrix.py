@@ -28,15 +28,26 @@ _local = threading.local()
 
 
 def decode(
-    body: bytes, field: str, names: frozenset[str], dim: int, brackets: int | None = None
+    body: bytes,
+    field: str,
+    names: frozenset[str],
+    dim: int,
+    brackets: int | None = None,
+    document: Any = None,
 ) -> tuple[np.ndarray, dict[str, Any]] | None:
     """(n × dim float32 matrix, the other fields' values), or None to let pydantic judge.
 
     `field` names the matrix, `names` every field the body may have (the matrix's included);
-    `brackets` is `count_brackets(body)` where the caller has it already.
+    `brackets` is `count_brackets(body)` where the caller has it already, `document` simdjson's
+    parse of the body where the caller has made one.
     """
     if not body or body[0] not in _OPENERS:  # a byte-order mark or not an object at all
         return None
+    if document is not None:
+        try:
+            return _decode(document, _count(body, brackets), field, names, dim)
+        except (ValueError, TypeError, KeyError, IndexError):
+            return None
     reuse = len(body) <= _REUSE_LIMIT
     parser: simdjson.Parser | None = getattr(_local, "parser", None) if reuse else None
     if parser is None:
@@ -45,14 +56,16 @@ def decode(
             _local.parser = parser
     try:
         document = parser.parse(body)
-        if brackets is None:
-            brackets = count_brackets(body)
-        return _decode(document, brackets, field, names, dim)
+        return _decode(document, _count(body, brackets), field, names, dim)
     except RuntimeError:  # includes a parser still held by a document: start afresh
         _local.parser = None
         return None
     except (ValueError, TypeError, KeyError, IndexError):  # malformed or of another shape
         return None
+
+
+def _count(body: bytes, brackets: int | None) -> int:
+    return count_brackets(body) if brackets is None else brackets
 
 
 def _decode(
