@@ -26,6 +26,7 @@ import onnxruntime as ort
 from core.errors import GraphUnavailable, InvalidInput
 from core.manifest import GRAPH_IO, GRAPHS, Manifest
 from service.inference.batching import DynamicBatcher
+from service.inference.finite import finite_output
 from service.inference.options import RuntimeOptions
 from service.inference.validation import FloatArray, check_batch
 
@@ -183,20 +184,20 @@ class ModelRuntime:
         off the event loop."""
         self.require("encoder")
         (codes,) = await self._batcher.submit(("encoder", ("codes",)), self.check_vectors(x))
-        return codes
+        return finite_output(codes, "codes")
 
     async def decode_async(self, z: npt.ArrayLike) -> FloatArray:
         """n × k codes → n × d reconstructions g(z), in the input's units; batched like
         `encode_async`."""
         key = ("decoder", ("reconstructions",))
         (reconstructions,) = await self._batcher.submit(key, self.check_codes(z))
-        return reconstructions
+        return finite_output(reconstructions, "reconstructions")
 
     async def reconstruct_async(self, x: npt.ArrayLike) -> FloatArray:
         """n × d → n × d reconstructions g(f(x)), in one graph; batched like `encode_async`."""
         key = ("autoencoder", ("reconstructions",))
         (reconstructions,) = await self._batcher.submit(key, self.check_vectors(x))
-        return reconstructions
+        return finite_output(reconstructions, "reconstructions")
 
     async def score_async(
         self, x: npt.ArrayLike, threshold: float | None = None, explain: bool = False
@@ -206,6 +207,7 @@ class ModelRuntime:
         threshold = self._threshold(threshold)
         key = ("autoencoder", ("scores", "feature_errors") if explain else ("scores",))
         results = await self._batcher.submit(key, self.check_vectors(x))
+        results = [finite_output(array, name) for array, name in zip(results, key[1], strict=True)]
         return self._score_result(results, threshold)
 
     async def infer_async(
@@ -216,7 +218,9 @@ class ModelRuntime:
         wanted, feeds = self._plan(graph, inputs, outputs)
         (rows,) = feeds.values()
         results = await self._batcher.submit((graph, tuple(wanted)), rows)
-        return dict(zip(wanted, results, strict=True))
+        return {
+            name: finite_output(array, name) for name, array in zip(wanted, results, strict=True)
+        }
 
     def _run_batch(self, key: Hashable, rows: FloatArray) -> list[FloatArray]:
         """The batcher's call: `key` is (graph, output names), `rows` the graph's one input."""
