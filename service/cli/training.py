@@ -32,6 +32,7 @@ from core.config import (
     OutputActivation,
     ScalingMethod,
     Schedule,
+    Score,
     TrainConfig,
 )
 from core.errors import AeserveError
@@ -118,6 +119,7 @@ def train(
     threshold_quantile: Annotated[
         float, _flag("threshold_quantile")
     ] = _DEFAULTS.threshold_quantile,
+    score: Annotated[Score, _flag("score")] = _DEFAULTS.score,
     seed: Annotated[int, _flag("seed")] = _DEFAULTS.seed,
     device: Annotated[Device, _flag("device")] = _DEFAULTS.device,
 ) -> None:
@@ -142,6 +144,7 @@ def train(
         "early_stopping_patience": early_stopping_patience,
         "scaling": scaling,
         "threshold_quantile": threshold_quantile,
+        "score": score,
         "seed": seed,
         "device": device,
     }
