@@ -10,6 +10,7 @@ import csv
 import math
 import warnings
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from tokenize import TokenError
 from typing import Any, BinaryIO
@@ -22,6 +23,7 @@ from core.dataset_limits import CSV_VALUE_BYTES, DatasetLimits
 BUILTIN_DIGITS = ("builtin:digits", "sklearn:digits")
 SUFFIXES = (".csv", ".npy", ".npz", ".parquet")
 NPY_MAGIC = b"\x93NUMPY"
+MAX_NAME = 256
 
 
 # numpy parses a .npy header with ast and tokenize: a crafted one raises any of these.
@@ -32,14 +34,57 @@ class DataError(ValueError):
     """Data that cannot be trained on or scored: the message names the source and the problem."""
 
 
+@dataclass(frozen=True)
+class Table:
+    """Training rows and, where the source names its columns, one name per column."""
+
+    array: np.ndarray
+    feature_names: list[str] | None
+
+
 def load_array(source: str | Path, limits: DatasetLimits | None = None) -> np.ndarray:
     """Read `source` into a finite float32 array of shape (rows, features).
 
     With `limits` (an upload), a file that declares more rows or decoded bytes than they allow is
     refused (`DatasetTooLarge`) from its header or metadata, before its data is read.
     """
+    return load_table(source, limits).array
+
+
+def load_table(source: str | Path, limits: DatasetLimits | None = None) -> Table:
+    """`load_array` with the column names: a CSV header's cells, a parquet file's columns,
+    scikit-learn's pixel names for the digits; none for .npy and .npz."""
     if str(source) in BUILTIN_DIGITS:
-        return _load_digits()
+        return Table(_load_digits(), _digits_names())
+    path = Path(source)
+    names: list[str] | None = None
+    if path.suffix.lower() == ".csv" and path.is_file():
+        names = _csv_header(path)
+    elif path.suffix.lower() == ".parquet" and path.is_file() and parquet.available():
+        names = _parquet_columns(path)
+    array = _load_file(source, limits)
+    if names is not None and len(names) != array.shape[1]:
+        names = None  # a header narrower or wider than the rows names nothing reliably
+    elif names is not None:
+        names = [name[:MAX_NAME] for name in names]  # the manifest keeps names this short
+        if len(set(names)) != len(names):
+            names = _distinct(names)
+    return Table(array, names)
+
+
+def _distinct(names: list[str]) -> list[str]:
+    """Repeated or blank header cells made unique as pandas does: `a`, `a.1`, `a.2`."""
+    seen: dict[str, int] = {}
+    out = []
+    for index, name in enumerate(names):
+        name = name or f"x{index}"
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        out.append(name if count == 0 else f"{name}.{count}")
+    return out
+
+
+def _load_file(source: str | Path, limits: DatasetLimits | None) -> np.ndarray:
     path = Path(source)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
@@ -86,6 +131,38 @@ def _load_digits() -> np.ndarray:
     # Pixels are counts 0..16; dividing makes them [0, 1] intensities usable with BCE.
     pixels: np.ndarray = load_digits().data
     return (pixels / 16.0).astype(np.float32)
+
+
+def _digits_names() -> list[str]:
+    from sklearn.datasets import load_digits
+
+    return [str(name) for name in load_digits().feature_names]
+
+
+def _csv_header(path: Path) -> list[str] | None:
+    """The first line's cells when it is a header (not all numbers), stripped; else None."""
+    try:
+        with path.open(newline="") as f:
+            first = f.readline()
+    except (UnicodeDecodeError, OSError):
+        return None  # _load_csv says what is wrong with the file
+    if not first.strip():
+        return None
+    cells = next(csv.reader([first], delimiter=_sniff_delimiter(first)))
+    if all(_is_number(cell) for cell in cells):
+        return None
+    names = [cell.strip() for cell in cells]
+    return _distinct(names) if any(not name for name in names) else names
+
+
+def _parquet_columns(path: Path) -> list[str] | None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return [str(name) for name in pq.read_schema(path).names]
+    except (pa.ArrowException, OSError):
+        return None  # _load_parquet says what is wrong with the file
 
 
 def _check_npy_header(

@@ -11,14 +11,15 @@ import os
 import re
 import shutil
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from core import parquet
-from core.data import SUFFIXES, DataError, load_array
+from core.data import SUFFIXES, DataError, load_table
 from core.dataset_limits import DatasetLimits, DatasetTooLarge
 from core.errors import InvalidInput, NotFound, UnsupportedMediaType
 from core.repository import sha256_of
@@ -53,6 +54,11 @@ class DataSummary(BaseModel):
 class DatasetInfo(DataSummary):
     dataset: str
     sha256: str
+    feature_names: list[str] | None = Field(
+        default=None, description="The CSV header's or the parquet file's column names."
+    )
+    filename: str | None = Field(default=None, description="The uploaded file's own name.")
+    uploaded_at: datetime | None = Field(default=None, description="When it was stored (UTC).")
 
 
 class DatasetStore:
@@ -80,7 +86,7 @@ class DatasetStore:
         try:
             with path.open("wb") as f:
                 shutil.copyfileobj(upload, f, 1 << 20)
-            array = load_array(path, self.limits)
+            table = load_table(path, self.limits)
         # The messages name the temporary file; the client knows it by its own name.
         except DatasetTooLarge as exc:
             raise DatasetTooLarge(exc.message.replace(str(path), filename)) from None
@@ -88,9 +94,14 @@ class DatasetStore:
             raise InvalidInput(str(exc).replace(str(path), filename)) from None
         finally:
             path.unlink(missing_ok=True)
-        return self.add_array(array)
+        return self.add_array(table.array, table.feature_names, filename)
 
-    def add_array(self, array: np.ndarray) -> DatasetInfo:
+    def add_array(
+        self,
+        array: np.ndarray,
+        feature_names: list[str] | None = None,
+        filename: str | None = None,
+    ) -> DatasetInfo:
         """Store a finite float32 n × d array; return its id and summary."""
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / _INCOMING / f"{uuid.uuid4().hex}.npy"
@@ -99,7 +110,14 @@ class DatasetStore:
         digest = sha256_of(tmp)
         dataset = digest[:32]
         os.replace(tmp, self._array_path(dataset))
-        info = DatasetInfo(dataset=dataset, sha256=digest, **DataSummary.of(array).model_dump())
+        info = DatasetInfo(
+            dataset=dataset,
+            sha256=digest,
+            feature_names=feature_names,
+            filename=filename,
+            uploaded_at=datetime.now(UTC).replace(microsecond=0),
+            **DataSummary.of(array).model_dump(),
+        )
         meta = self._meta_path(dataset)
         meta_tmp = meta.with_name(f".{meta.name}.{uuid.uuid4().hex}")
         meta_tmp.write_text(info.model_dump_json())

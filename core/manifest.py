@@ -55,10 +55,31 @@ def _plain_file_name(name: str) -> str:
 FileName = Annotated[str, AfterValidator(_plain_file_name)]
 """A plain name inside the version folder: never a path that could leave it."""
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+FeatureName = Annotated[str, Field(min_length=1, max_length=256)]
+"""A column's name: a CSV header cell, a parquet column, or one given to /train."""
+
 Timestamp = Annotated[
     AwareDatetime, PlainSerializer(datetime.isoformat, return_type=str, when_used="json")
 ]
 """ISO 8601 with its UTC offset, written as Python writes it ("2026-01-01T00:00:00+00:00")."""
+
+
+def default_feature_names(dim: int) -> list[str]:
+    return [f"x{j}" for j in range(dim)]
+
+
+def check_feature_names(names: list[str], dim: int) -> list[str]:
+    """One distinct, non-empty name per feature; `ValueError` saying which rule is broken."""
+    if len(names) != dim:
+        raise ValueError(f"feature_names has {len(names)} names; the data has {dim} features")
+    seen: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in seen:
+            raise ValueError(
+                f"feature_names: {name!r} names both feature {seen[name]} and feature {index}"
+            )
+        seen[name] = index
+    return names
 
 
 class Section(BaseModel):
@@ -206,6 +227,11 @@ class ExportedManifest(Section):
     imported: ImportSummary | None = Field(
         default=None, description="The imported file; only for `source: imported`."
     )
+    feature_names: list[FeatureName] | None = Field(
+        default=None,
+        description="One name per input feature, in column order: the CSV header, the parquet "
+        "columns or /train's `feature_names`; absent when the data had none (older versions too).",
+    )
 
     @field_validator("graphs")
     @classmethod
@@ -257,7 +283,15 @@ class ExportedManifest(Section):
                 raise ValueError(
                     f"scaling.{field} has {count} values; input_dim is {self.input_dim}"
                 )
+        if self.feature_names is not None:
+            check_feature_names(self.feature_names, self.input_dim)
         return self
+
+    def names_of_features(self) -> list[str]:
+        """The feature names, or `x0`, `x1`, … (scikit-learn's default) for data without."""
+        if self.feature_names is not None:
+            return list(self.feature_names)
+        return default_feature_names(self.input_dim)
 
     def published(self, name: str, version: int, files: dict[str, str]) -> Manifest:
         """This manifest as the repository publishes it, with fields set exactly as here."""

@@ -26,7 +26,9 @@ from models.training import TrainResult
 GRAPHS = default_graphs()
 
 
-def export_model(result: TrainResult, directory: Path) -> ExportedManifest:
+def export_model(
+    result: TrainResult, directory: Path, *, feature_names: list[str] | None = None
+) -> ExportedManifest:
     """Write every file of a version into `directory`; return the manifest written there."""
     model, scaling = result.model.cpu().eval(), result.scaling
     graphs: dict[str, nn.Module] = {
@@ -49,7 +51,7 @@ def export_model(result: TrainResult, directory: Path) -> ExportedManifest:
     parity = ParityCheck(
         max_abs_diff=max_abs_diff, rows=len(result.validation_rows), rtol=RTOL, atol=ATOL
     )
-    manifest = build_manifest(result, calibration, parity)
+    manifest = build_manifest(result, calibration, parity, feature_names)
     write_manifest(manifest, directory)
     return manifest
 

@@ -53,11 +53,14 @@ def calibration_summary(calibration: np.ndarray) -> CalibrationSummary:
 
 
 def build_manifest(
-    result: TrainResult, calibration: np.ndarray, parity: ParityCheck
+    result: TrainResult,
+    calibration: np.ndarray,
+    parity: ParityCheck,
+    feature_names: list[str] | None = None,
 ) -> ExportedManifest:
     config = result.config
     best = result.best
-    return ExportedManifest(
+    manifest = ExportedManifest(
         format=FORMAT,
         created_at=datetime.now(UTC).replace(microsecond=0),
         input_dim=result.model.input_dim,
@@ -92,4 +95,9 @@ def build_manifest(
             onnxruntime=onnxruntime.__version__,
             opset=OPSET,
         ),
+    )
+    if feature_names is None:  # left unset: a manifest without names reads as before
+        return manifest
+    return ExportedManifest.model_validate(
+        {**manifest.model_dump(exclude_unset=True), "feature_names": list(feature_names)}
     )

@@ -273,6 +273,7 @@ def write_tiny_version(
     input_dim: int = 4,
     latent_dim: int = 2,
     hidden_dim: int | None = None,
+    feature_names: list[str] | None = None,
 ) -> ExportedManifest:
     """Write every file of a version (before publishing) into `folder`; return the manifest."""
     weights = tiny_weights(
@@ -345,6 +346,7 @@ def write_tiny_version(
             "parity": ParityCheck(max_abs_diff=0.0, rows=CALIBRATION_ROWS, rtol=1e-4, atol=1e-5),
             "graphs": graphs,
             "versions": ToolVersions(aeserve="0.1.0", onnx=onnx.__version__, opset=OPSET),
+            **({} if feature_names is None else {"feature_names": feature_names}),
         }
     )
     write_manifest(manifest, folder)
@@ -361,6 +363,7 @@ def publish_tiny_model(
     input_dim: int = 4,
     latent_dim: int = 2,
     hidden_dim: int | None = None,
+    feature_names: list[str] | None = None,
 ) -> int:
     """Publish a tiny model as the next version of `name`; return its version number."""
     with repository.staging() as staging:
@@ -371,5 +374,6 @@ def publish_tiny_model(
             input_dim=input_dim,
             latent_dim=latent_dim,
             hidden_dim=hidden_dim,
+            feature_names=feature_names,
         )
         return repository.publish(name, staging, promote=promote)

@@ -49,6 +49,9 @@ class JobSpec(BaseModel):
     promote: bool = False
     """Off by default everywhere; the repository makes a model's first version active anyway."""
     epochs: int = Field(description="Most epochs the run can take (config.epochs); 0 to import.")
+    feature_names: list[str] | None = Field(
+        default=None, description="One name per column, for the manifest; none if unnamed."
+    )
 
 
 class EpochLoss(BaseModel):

@@ -135,6 +135,7 @@ def _publish(
         TrainConfig.model_validate(spec.config),
         repository,
         promote=spec.promote,
+        feature_names=spec.feature_names,
         progress=hooks.record_epoch,
         should_stop=hooks.should_stop,
     )

@@ -1,4 +1,5 @@
-"""The `aeserve` command line: serve, worker, train, import, models, promote."""
+"""The `aeserve` command line: serve, worker, train, import, models, promote, score, and jobs
+and datasets against a server."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated
 import typer
 
 from core import __version__
-from service.cli import importing, serving, training, worker
+from service.cli import importing, remote, scoring, serving, training, worker
 
 app = typer.Typer(
     name="aeserve",
@@ -42,3 +43,6 @@ app.command()(training.train)
 app.command("import")(importing.import_model)
 app.command()(training.models)
 app.command()(training.promote)
+app.command()(scoring.score)
+app.add_typer(remote.jobs_app, name="jobs")
+app.add_typer(remote.datasets_app, name="datasets")

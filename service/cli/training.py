@@ -156,14 +156,20 @@ def train(
         if max_rows_per_epoch is not None:  # "all" sets the field to None, unlike leaving it out
             chosen["max_rows_per_epoch"] = _parse_rows(max_rows_per_epoch)
         config = TrainConfig.model_validate(chosen)
-        from core.data import load_array
+        from core.data import load_table
         from models.pipeline import train_and_publish
 
-        rows = load_array(data)
+        table = load_table(data)
         store = _repository(repository)
         with _progress_bar() as report:
             published = train_and_publish(
-                rows, name, config, store, promote=promote, progress=report
+                table.array,
+                name,
+                config,
+                store,
+                promote=promote,
+                feature_names=table.feature_names,
+                progress=report,
             )
 
     training = published.manifest.training

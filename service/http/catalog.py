@@ -28,7 +28,8 @@ def _manifest(repository: Repository, name: str, version: int | None) -> Manifes
 def _summary(repository: Repository, registry: ModelRegistry, name: str) -> ModelSummary:
     versions = repository.versions(name)
     active = repository.active_version(name)
-    manifest = _manifest(repository, name, active) if active in versions else None
+    manifests = {version: _manifest(repository, name, version) for version in versions}
+    manifest = manifests.get(active) if active is not None else None
     loaded = {runtime.name: runtime.version for runtime in registry.loaded()}
     return ModelSummary(
         name=name,
@@ -38,6 +39,23 @@ def _summary(repository: Repository, registry: ModelRegistry, name: str) -> Mode
         latent_dim=manifest.latent_dim if manifest else None,
         loss=manifest.loss if manifest else None,
         loaded_version=loaded.get(name),
+        feature_names=manifest.feature_names if manifest else None,
+        version_details=[_version(version, manifests[version], active) for version in versions],
+    )
+
+
+def _version(version: int, manifest: Manifest | None, active: int | None) -> VersionSummary:
+    if manifest is None:
+        return VersionSummary(version=version, active=version == active)
+    return VersionSummary(
+        version=version,
+        created_at=manifest.created_at.isoformat(),
+        threshold=manifest.threshold,
+        active=version == active,
+        input_dim=manifest.input_dim,
+        latent_dim=manifest.latent_dim,
+        loss=manifest.loss,
+        feature_names=manifest.feature_names,
     )
 
 
@@ -46,19 +64,7 @@ def list_models(repository: Repository, registry: ModelRegistry) -> ModelList:
 
 
 def describe_model(repository: Repository, registry: ModelRegistry, name: str) -> ModelDetail:
-    summary = _summary(repository, registry, name)
-    details = []
-    for version in summary.versions:
-        manifest = _manifest(repository, name, version)
-        details.append(
-            VersionSummary(
-                version=version,
-                created_at=manifest.created_at.isoformat() if manifest else None,
-                threshold=manifest.threshold if manifest else None,
-                active=version == summary.active_version,
-            )
-        )
-    return ModelDetail(**summary.model_dump(), version_details=details)
+    return ModelDetail(**_summary(repository, registry, name).model_dump())
 
 
 def promote(registry: ModelRegistry, name: str, version: int) -> PromoteResponse:

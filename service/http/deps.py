@@ -23,7 +23,13 @@ from core.settings import Settings
 from service.http import offload
 from service.http.auth import check_key
 from service.http.bodies import ScoreOptions, read_batch, score_options
-from service.http.schemas import DecodeRequest, EncodeRequest, ReconstructRequest, ScoreRequest
+from service.http.schemas import (
+    DecodeRequest,
+    EncodeRequest,
+    ReconstructRequest,
+    ScoreOptionFields,
+    ScoreRequest,
+)
 from service.inference.registry import ModelRegistry
 from service.inference.runtime import ModelRuntime
 from service.jobs.backend import JobBackend
@@ -133,6 +139,8 @@ class Batch:
 
     array: np.ndarray
     options: ScoreOptions
+    top: int | None = None
+    """/score's `top`: the body's field, else the query's."""
 
 
 BatchSchema = type[EncodeRequest | ReconstructRequest | ScoreRequest | DecodeRequest]
@@ -147,13 +155,16 @@ def build_batch(
     route: str,
     threshold: float | None = None,
     explain: bool = False,
+    top: int | None = None,
 ) -> Batch:
     """The request's matrix, checked against the model, and its /score options."""
     dim = runtime.codes_width() if schema is DecodeRequest else runtime.input_dim
     max_rows = runtime.options.max_batch
     array, parsed = read_batch(body, content_type, schema, dim, runtime.label, max_rows)
     metrics.observe_batch(route, runtime.name, len(array))
-    return Batch(array, score_options(parsed, threshold, explain))
+    if isinstance(parsed, ScoreRequest | ScoreOptionFields) and "top" in parsed.model_fields_set:
+        top = parsed.top  # a JSON body's field wins, as for threshold and explain
+    return Batch(array, score_options(parsed, threshold, explain), top)
 
 
 ThresholdQuery = Annotated[
@@ -171,9 +182,18 @@ ExplainQuery = Annotated[
         "to ask with a `.npy` body.",
     ),
 ]
+TopQuery = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        description="Also return the k worst features of each row, by name; a JSON body's `top` "
+        "field wins. The way to ask with a `.npy` body.",
+    ),
+]
 # The other routes take the same query string (one fast lane reads them all) but ignore the options.
 IgnoredThreshold = Annotated[float | None, Query(include_in_schema=False, allow_inf_nan=False)]
 IgnoredExplain = Annotated[bool, Query(include_in_schema=False)]
+IgnoredTop = Annotated[int | None, Query(include_in_schema=False, ge=1)]
 
 
 async def _read(
@@ -182,12 +202,13 @@ async def _read(
     runtime: ModelRuntime,
     threshold: float | None,
     explain: bool,
+    top: int | None = None,
 ) -> Batch:
     body = await request.body()
     route = getattr(request.scope.get("route"), "path", request.url.path)
     content_type = request.headers.get("content-type", "")
     metrics = get_metrics(request)
-    arguments = (body, content_type, schema, runtime, metrics, route, threshold, explain)
+    arguments = (body, content_type, schema, runtime, metrics, route, threshold, explain, top)
     return await offload.decode(request.scope, len(body), build_batch, *arguments)
 
 
@@ -197,8 +218,9 @@ def _batch_reader(schema: BatchSchema) -> Callable[..., Awaitable[Batch]]:
         runtime: RuntimeDep,
         threshold: IgnoredThreshold = None,
         explain: IgnoredExplain = False,
+        top: IgnoredTop = None,
     ) -> Batch:
-        return await _read(request, schema, runtime, threshold, explain)
+        return await _read(request, schema, runtime, threshold, explain, top)
 
     return read
 
@@ -208,8 +230,9 @@ async def _score_batch(
     runtime: RuntimeDep,
     threshold: ThresholdQuery = None,
     explain: ExplainQuery = False,
+    top: TopQuery = None,
 ) -> Batch:
-    return await _read(request, ScoreRequest, runtime, threshold, explain)
+    return await _read(request, ScoreRequest, runtime, threshold, explain, top)
 
 
 EncodeBatchDep = Annotated[Batch, Depends(_batch_reader(EncodeRequest))]

@@ -11,7 +11,7 @@ dependencies (service/http/deps.py) and awaits the very endpoint functions of
 service/http/routes/inference.py, so both ways run the same code from the body on.
 
 It only takes requests it can read at a glance: a query string with nothing but well-formed
-`model`, `version`, `threshold` and `explain`. Anything else goes to FastAPI, so unusual
+`model`, `version`, `threshold`, `explain` and `top`. Anything else goes to FastAPI, so unusual
 requests keep FastAPI's exact validation and messages. The route tests run both ways, and each
 request records which way it went in `scope["state"]["lane"]`.
 """
@@ -68,6 +68,7 @@ class _Query:
     version: int | None = None
     threshold: float | None = None
     explain: bool = False
+    top: int | None = None
 
 
 def _read_query(raw: bytes) -> _Query | None:
@@ -79,10 +80,14 @@ def _read_query(raw: bytes) -> _Query | None:
     version = values.pop("version", None)
     threshold = values.pop("threshold", None)
     explain = values.pop("explain", None)
+    top = values.pop("top", None)
     if values or model == "":
         return None
-    if version is not None and not (version.isascii() and version.isdigit() and int(version) >= 1):
-        return None
+    for whole in (version, top):
+        # Longer than 18 digits goes to FastAPI, whose message names it (int() refuses 4300+).
+        digits = whole is not None and whole.isascii() and whole.isdigit() and len(whole) <= 18
+        if whole is not None and not (digits and int(whole) >= 1):
+            return None
     number = None
     if threshold is not None:
         try:
@@ -96,7 +101,7 @@ def _read_query(raw: bytes) -> _Query | None:
         if explain.lower() not in _TRUE | _FALSE:
             return None
         flag = explain.lower() in _TRUE
-    return _Query(model, int(version) if version else None, number, flag)
+    return _Query(model, int(version) if version else None, number, flag, int(top) if top else None)
 
 
 class InferenceFastLane:
@@ -160,6 +165,7 @@ class InferenceFastLane:
             route.path,
             query.threshold,
             query.explain,
+            query.top,
         )
         arguments: dict[str, Any] = {
             "runtime": runtime,

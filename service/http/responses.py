@@ -19,21 +19,27 @@ def wants_npz(accept: str | None) -> bool:
     return bool(accept) and NPZ in (accept or "").lower()
 
 
-def check_score_answer(accept: str | None, threshold: float | None, explain: bool) -> None:
+def check_score_answer(
+    accept: str | None, threshold: float | None, explain: bool, top: int | None = None
+) -> None:
     """A `.npy` answer is the scores alone: refuse it, before any work, when the request asks for
     what only the other answers carry, rather than drop the request's options silently."""
     if wants_npz(accept) or not wants_npy(accept):
         return
     asked = [
         name
-        for name, given in (("threshold", threshold is not None), ("explain", explain))
+        for name, given in (
+            ("threshold", threshold is not None),
+            ("explain", explain),
+            ("top", top is not None),
+        )
         if given
     ]
     if asked:
         raise NotAcceptable(
             f"an {NPY} answer holds the scores only, so it cannot carry what "
-            f"{' and '.join(asked)} asks for; send Accept: {NPZ} (scores, anomalies, p_values, "
-            f"threshold, feature_errors) or application/json"
+            f"{' and '.join(asked)} asks for; send Accept: {NPZ} (every field of the JSON "
+            f"answer) or application/json"
         )
 
 
@@ -56,8 +62,16 @@ def array_response(
     return JSONBytes({"model": {"name": name, "version": version}, field: array})
 
 
-def score_response(name: str, version: int, result: Any, accept: str | None) -> Response:
+def score_response(
+    name: str,
+    version: int,
+    result: Any,
+    accept: str | None,
+    feature_names: list[str] | None = None,
+) -> Response:
+    """`feature_names` (one per column) go with the feature errors and the top features."""
     headers = {"X-Model-Name": name, "X-Model-Version": str(version)}
+    explained = result.feature_errors is not None or result.top is not None
     if wants_npz(accept):
         arrays = {
             "scores": result.scores,
@@ -67,6 +81,11 @@ def score_response(name: str, version: int, result: Any, accept: str | None) -> 
         }
         if result.feature_errors is not None:
             arrays["feature_errors"] = result.feature_errors
+        if explained and feature_names is not None:
+            arrays["feature_names"] = np.asarray(feature_names, dtype=np.str_)  # no pickle
+        if result.top is not None:
+            arrays["top_indices"] = result.top.indices
+            arrays["top_errors"] = result.top.errors
         return Response(encode_npz(arrays), media_type=NPZ, headers=headers)
     if wants_npy(accept):
         return array_response(name, version, "scores", result.scores, accept)
@@ -79,4 +98,19 @@ def score_response(name: str, version: int, result: Any, accept: str | None) -> 
     }
     if result.feature_errors is not None:
         body["feature_errors"] = result.feature_errors
+    if explained and feature_names is not None:
+        body["feature_names"] = feature_names
+    if result.top is not None:
+        body["top_features"] = _top_features(result.top, feature_names)
     return JSONBytes(body)
+
+
+def _top_features(top: Any, names: list[str] | None) -> list[list[dict[str, Any]]]:
+    """Each row's worst features as `{"feature", "index", "error"}`, worst first."""
+    return [
+        [
+            {"feature": names[j] if names else f"x{j}", "index": j, "error": error}
+            for j, error in zip(row_indices, row_errors, strict=True)
+        ]
+        for row_indices, row_errors in zip(top.indices.tolist(), top.errors.tolist(), strict=True)
+    ]

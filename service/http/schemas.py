@@ -52,12 +52,23 @@ Threshold = Annotated[
     FiniteFloat | None,
     Field(description="Overrides the model's calibrated threshold for `anomalies`."),
 ]
-Explain = Annotated[bool, Field(description="Also return per-feature losses.")]
+Explain = Annotated[
+    bool, Field(description="Also return per-feature losses and the features' names.")
+]
+Top = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        description="Also return the k features of each row with the largest losses, worst "
+        "first, by name and index (all of them when the model has fewer).",
+    ),
+]
 
 
 class ScoreRequest(VectorsRequest):
     threshold: Threshold = None
     explain: Explain = False
+    top: Top = None
 
 
 class ScoreOptionFields(Request):
@@ -65,6 +76,13 @@ class ScoreOptionFields(Request):
 
     threshold: Threshold = None
     explain: Explain = False
+    top: Top = None
+
+
+class FeatureError(BaseModel):
+    feature: str = Field(description="The feature's name (`x0`, `x1`, … for unnamed data).")
+    index: int = Field(description="Its column, from 0.")
+    error: float = Field(description="Its loss in this row.")
 
 
 class ScoreResponse(BaseModel):
@@ -78,6 +96,14 @@ class ScoreResponse(BaseModel):
     feature_errors: list[list[float]] | None = Field(
         default=None, description="Per-feature losses (n × d), with `explain: true`."
     )
+    feature_names: list[str] | None = Field(
+        default=None,
+        description="The name of each column of `feature_errors` (`x0`, `x1`, … when the model "
+        "was trained on unnamed data), with `explain` or `top`.",
+    )
+    top_features: list[list[FeatureError]] | None = Field(
+        default=None, description="The `top` worst features of each row, worst first."
+    )
 
 
 class ErrorResponse(BaseModel):
@@ -85,10 +111,21 @@ class ErrorResponse(BaseModel):
 
 
 class VersionSummary(BaseModel):
+    """What a version's manifest says in brief; null fields for a version whose manifest is
+    corrupt."""
+
     version: int
     created_at: str | None = None
     threshold: float | None = None
     active: bool
+    input_dim: int | None = None
+    latent_dim: int | None = Field(
+        default=None, description="k; null also for an imported graph without codes."
+    )
+    loss: str | None = None
+    feature_names: list[str] | None = Field(
+        default=None, description="The training data's column names, if it had any."
+    )
 
 
 class ModelSummary(BaseModel):
@@ -99,6 +136,12 @@ class ModelSummary(BaseModel):
     latent_dim: int | None = None
     loss: str | None = None
     loaded_version: int | None = Field(default=None, description="Version this process is serving.")
+    feature_names: list[str] | None = Field(
+        default=None, description="The active version's feature names, if its data had any."
+    )
+    version_details: list[VersionSummary] = Field(
+        default_factory=list, description="Every version, oldest first, with its dimensions."
+    )
 
 
 class ModelList(BaseModel):
@@ -106,7 +149,7 @@ class ModelList(BaseModel):
 
 
 class ModelDetail(ModelSummary):
-    version_details: list[VersionSummary] = Field(default_factory=list)
+    pass
 
 
 class PromoteResponse(BaseModel):

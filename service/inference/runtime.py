@@ -13,6 +13,7 @@ service/inference/batching.py).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import onnxruntime as ort
 from core.errors import GraphUnavailable, InvalidInput
 from core.manifest import GRAPH_IO, GRAPHS, Manifest
 from service.inference.batching import DynamicBatcher
+from service.inference.explanation import TopFeatures, top_features
 from service.inference.finite import finite_output
 from service.inference.options import RuntimeOptions
 from service.inference.validation import FloatArray, check_batch
@@ -42,6 +44,8 @@ class ScoreResult:
     """(n,) conformal: (1 + #{calibration scores ≥ s}) / (n_cal + 1)."""
     feature_errors: npt.NDArray[np.float32] | None
     """(n, d) per-feature losses, when asked for."""
+    top: TopFeatures | None = None
+    """The k worst features of each row, when asked for."""
 
 
 class ModelRuntime:
@@ -63,6 +67,7 @@ class ModelRuntime:
         self.latent_dim = manifest.latent_dim
         self.threshold = manifest.threshold
         self.loss = manifest.loss
+        self.feature_names = manifest.names_of_features()
         self.calibration = calibration
         self.options = options
         self.providers: list[str] = sessions["autoencoder"].get_providers()
@@ -200,15 +205,31 @@ class ModelRuntime:
         return finite_output(reconstructions, "reconstructions")
 
     async def score_async(
-        self, x: npt.ArrayLike, threshold: float | None = None, explain: bool = False
+        self,
+        x: npt.ArrayLike,
+        threshold: float | None = None,
+        explain: bool = False,
+        top: int | None = None,
     ) -> ScoreResult:
         """Anomaly scores, flags against `threshold` (default: the calibrated one) and p-values,
-        per request; the graph runs batched like `encode_async`."""
+        per request; with `explain` the feature errors, with `top` the `top` worst features of
+        each row. The graph runs batched like `encode_async`."""
         threshold = self._threshold(threshold)
-        key = ("autoencoder", ("scores", "feature_errors") if explain else ("scores",))
+        if top is not None and top < 1:
+            raise InvalidInput(f"top must be at least 1, not {top}")
+        errors = explain or top is not None
+        key = ("autoencoder", ("scores", "feature_errors") if errors else ("scores",))
         results = await self._batcher.submit(key, self.check_vectors(x))
         results = [finite_output(array, name) for array, name in zip(results, key[1], strict=True)]
-        return self._score_result(results, threshold)
+        result = self._score_result(results, threshold)
+        if top is None:
+            return result
+        assert result.feature_errors is not None  # fetched above
+        return dataclasses.replace(
+            result,
+            top=top_features(result.feature_errors, top),
+            feature_errors=result.feature_errors if explain else None,
+        )
 
     async def infer_async(
         self, graph: str, inputs: dict[str, np.ndarray[Any, Any]], outputs: list[str]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.config import TrainConfig
 from core.jobs.records import JobRecord, JobStatus
+from core.manifest import FeatureName
 from core.vectors import Rows
 
 
@@ -32,6 +35,12 @@ class TrainRequest(BaseModel):
     config: TrainConfig = Field(
         default_factory=TrainConfig, description="Training configuration; every field optional."
     )
+    feature_names: list[FeatureName] | None = Field(
+        default=None,
+        description="One name per column of the data, kept in the manifest and used by "
+        "`explain`. Defaults to the uploaded dataset's CSV header or parquet columns.",
+        examples=[None],
+    )
     promote: bool = Field(
         default=False,
         description=(
@@ -57,3 +66,8 @@ class DatasetResponse(BaseModel):
     rows: int
     dim: int
     sha256: str = Field(description="Checksum of the stored float32 array (.npy).")
+    feature_names: list[str] | None = Field(
+        default=None, description="Column names from the file's CSV header or parquet schema."
+    )
+    filename: str | None = Field(default=None, description="The uploaded file's own name.")
+    uploaded_at: datetime | None = Field(default=None, description="When it was stored (UTC).")

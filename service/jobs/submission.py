@@ -10,6 +10,7 @@ from core.config import MAX_PARAMETERS, TrainConfig
 from core.datasets import DatasetNotFound, DatasetStore, DataSummary
 from core.errors import InvalidInput
 from core.jobs.records import JobRecord, JobSpec
+from core.manifest import check_feature_names
 from core.repository import Repository, check_name
 from service.jobs.backend import JobBackend
 from service.jobs.schemas import TrainRequest
@@ -35,6 +36,7 @@ def prepare(
     A model over `max_parameters` (the server's setting) is refused here."""
     name = check_name(request.name)
     vectors = request.data.vectors
+    feature_names = request.feature_names
     if vectors is None:
         assert request.data.dataset is not None  # TrainData guarantees one of the two
         try:
@@ -42,10 +44,14 @@ def prepare(
         except DatasetNotFound as exc:
             raise InvalidInput(f"data.dataset: {exc.message}") from None
         check_data(name, request.config, info, repository, max_parameters)
+        check_names(feature_names, info.dim)
         dataset = info.dataset
+        if feature_names is None:
+            feature_names = info.feature_names
     else:
         array = as_matrix(vectors)
         check_data(name, request.config, DataSummary.of(array), repository, max_parameters)
+        check_names(feature_names, array.shape[1])
         dataset = datasets.add_array(array).dataset
     return JobSpec(
         name=name,
@@ -53,7 +59,18 @@ def prepare(
         config=request.config.model_dump(mode="json"),
         promote=request.promote,
         epochs=request.config.epochs,
+        feature_names=feature_names,
     )
+
+
+def check_names(names: list[str] | None, dim: int) -> None:
+    """Given names must name each column once: 422 at submit, before the job exists."""
+    if names is None:
+        return
+    try:
+        check_feature_names(names, dim)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def as_matrix(vectors: list[list[float]]) -> np.ndarray:

@@ -194,13 +194,15 @@ def test_an_unpublished_manifest_is_not_a_published_one(tmp_path: Path) -> None:
     write_manifest(sample_manifest(), tmp_path)
     with pytest.raises(CorruptVersion, match=r"manifest\.json: name: Field required; version: "):
         read_manifest(tmp_path)
-    # A trained version leaves out only the fields of an imported one (tests/core/test_importing.py).
+    # A trained version leaves out only the fields of an imported one (tests/core/test_importing.py)
+    # and, for data without column names, the feature names (tests/core/test_feature_names.py).
     assert Manifest.model_fields.keys() - sample_manifest_json().keys() == {
         "name",
         "version",
         "files",
         "source",
         "imported",
+        "feature_names",
     }
 
 

@@ -20,7 +20,15 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _response(info: DatasetInfo) -> DatasetResponse:
-    return DatasetResponse(dataset=info.dataset, rows=info.rows, dim=info.dim, sha256=info.sha256)
+    return DatasetResponse(
+        dataset=info.dataset,
+        rows=info.rows,
+        dim=info.dim,
+        sha256=info.sha256,
+        feature_names=info.feature_names,
+        filename=info.filename,
+        uploaded_at=info.uploaded_at,
+    )
 
 
 @router.post(

@@ -118,7 +118,7 @@ async def score(
 ) -> Response:
     """Anomaly score (reconstruction loss), flag and conformal p-value for each row."""
     options = batch.options
-    check_score_answer(accept, options.threshold, options.explain)
-    result = await runtime.score_async(batch.array, options.threshold, options.explain)
+    check_score_answer(accept, options.threshold, options.explain, batch.top)
+    result = await runtime.score_async(batch.array, options.threshold, options.explain, batch.top)
     metrics.observe_score_result(runtime, result)
-    return score_response(runtime.name, runtime.version, result, accept)
+    return score_response(runtime.name, runtime.version, result, accept, runtime.feature_names)

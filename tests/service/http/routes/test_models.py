@@ -30,9 +30,38 @@ def test_list_models(client: TestClient):
                 "latent_dim": 2,
                 "loss": "mse",
                 "loaded_version": 1,
+                "feature_names": None,
+                "version_details": [
+                    {
+                        "version": 1,
+                        "created_at": "2026-01-01T00:00:00+00:00",
+                        "threshold": response.json()["models"][0]["version_details"][0][
+                            "threshold"
+                        ],
+                        "active": True,
+                        "input_dim": 4,
+                        "latent_dim": 2,
+                        "loss": "mse",
+                        "feature_names": None,
+                    }
+                ],
             }
         ]
     }
+
+
+def test_models_list_each_version_with_its_latent_size_and_feature_names(
+    client: TestClient, repository: ModelRepository
+):
+    names = ["age", "pulse", "pressure", "oxygen"]
+    publish_tiny_model(repository, "tiny", latent_dim=3, feature_names=names, promote=False)
+    (model,) = client.get("/models").json()["models"]
+    assert model["latent_dim"] == 2 and model["feature_names"] is None  # v1 is active
+    assert [(v["version"], v["latent_dim"]) for v in model["version_details"]] == [(1, 2), (2, 3)]
+    assert model["version_details"][1]["feature_names"] == names
+    client.post("/models/tiny/versions/2/promote", headers=AUTH).raise_for_status()
+    (model,) = client.get("/models").json()["models"]
+    assert (model["latent_dim"], model["feature_names"]) == (3, names)
 
 
 def test_get_model_and_manifest(client: TestClient, repository: ModelRepository):
@@ -137,7 +166,16 @@ def test_a_version_with_a_corrupt_manifest_is_listed_without_its_details(
     path = repository.version_dir("tiny", 2) / MANIFEST
     path.write_text(path.read_text().replace('"loss": "mse"', '"loss": "hinge"', 1))
     details = client.get("/models/tiny").json()["version_details"]
-    assert details[1] == {"version": 2, "created_at": None, "threshold": None, "active": False}
+    assert details[1] == {
+        "version": 2,
+        "created_at": None,
+        "threshold": None,
+        "active": False,
+        "input_dim": None,
+        "latent_dim": None,
+        "loss": None,
+        "feature_names": None,
+    }
     assert details[0]["created_at"] == "2026-01-01T00:00:00+00:00"
     response = client.get("/models/tiny/versions/2", headers=AUTH)
     assert response.status_code == 500

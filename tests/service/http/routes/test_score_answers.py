@@ -26,10 +26,10 @@ def npy(array: np.ndarray) -> bytes:
 
 def test_npz_answer_carries_every_field(client: TestClient, rows: np.ndarray) -> None:
     as_json = client.post(
-        "/score?threshold=0.3&explain=true", content=npy(rows), headers=NPY
+        "/score?threshold=0.3&explain=true&top=2", content=npy(rows), headers=NPY
     ).json()
     response = client.post(
-        "/score?threshold=0.3&explain=true",
+        "/score?threshold=0.3&explain=true&top=2",
         content=npy(rows),
         headers={**NPY, "accept": "application/x-npz"},
     )
@@ -40,10 +40,19 @@ def test_npz_answer_carries_every_field(client: TestClient, rows: np.ndarray) ->
         assert sorted(archive.files) == [
             "anomalies",
             "feature_errors",
+            "feature_names",
             "p_values",
             "scores",
             "threshold",
+            "top_errors",
+            "top_indices",
         ]
+        assert archive["feature_names"].tolist() == as_json["feature_names"]
+        top = as_json["top_features"]
+        assert archive["top_indices"].tolist() == [[f["index"] for f in row] for row in top]
+        assert_allclose(
+            archive["top_errors"], [[f["error"] for f in row] for row in top], rtol=1e-6
+        )
         assert archive["threshold"].shape == ()
         assert_allclose(archive["threshold"], 0.3, rtol=1e-6)
         assert archive["anomalies"].dtype == np.bool_
@@ -68,6 +77,7 @@ def test_npz_without_explain_has_no_feature_errors(client: TestClient, rows: np.
         ("threshold=0.3", "threshold"),
         ("explain=true", "explain"),
         ("threshold=0.3&explain=true", "threshold and explain"),
+        ("top=2", "top"),
     ],
 )
 def test_npy_answer_refuses_what_it_cannot_carry(
@@ -79,8 +89,8 @@ def test_npy_answer_refuses_what_it_cannot_carry(
     assert response.status_code == 406
     assert response.json() == {
         "detail": "an application/x-npy answer holds the scores only, so it cannot carry what "
-        f"{asked} asks for; send Accept: application/x-npz (scores, anomalies, p_values, "
-        "threshold, feature_errors) or application/json"
+        f"{asked} asks for; send Accept: application/x-npz (every field of the JSON answer) "
+        "or application/json"
     }
 
 
