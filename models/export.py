@@ -121,9 +121,7 @@ def check_parity(
         }
         actual = run_onnx(directory / GRAPHS[key].file, inputs[key])
         score = latent if key == "autoencoder" else None
-        worst = max(
-            worst, compare_outputs(key, actual, wanted, inputs[key], scaling, loss, score)
-        )
+        worst = max(worst, compare_outputs(key, actual, wanted, inputs[key], scaling, loss, score))
     return worst
 
 
