@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -38,10 +41,6 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the models of the repository over HTTP."""
-    import uvicorn
-
-    from service.http import connections
-
     # Worker processes build their own Settings from the environment, so flags travel through it.
     overrides = {
         "HOST": host,
@@ -59,6 +58,36 @@ def serve(
         typer.echo(f"aeserve serve: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(startup_line(settings.model_repository, settings.host, settings.port))
+    with shared_metrics_dir(settings):
+        _run(settings, log_level)
+
+
+@contextmanager
+def shared_metrics_dir(settings: Settings) -> Iterator[None]:
+    """With several workers, a folder where their metrics add up (service/observability/
+    shared_metrics.py): the one set, emptied of an earlier run's files, or a fresh one."""
+    if settings.metrics_dir is not None:
+        from service.observability.shared_metrics import clear
+
+        clear(settings.metrics_dir)
+        yield
+        return
+    if settings.workers == 1:
+        yield  # one process: metrics from memory
+        return
+    with tempfile.TemporaryDirectory(prefix="aeserve-metrics-") as folder:
+        os.environ["AESERVE_METRICS_DIR"] = folder  # the workers build their Settings from it
+        try:
+            yield
+        finally:
+            del os.environ["AESERVE_METRICS_DIR"]
+
+
+def _run(settings: Settings, log_level: str) -> None:
+    import uvicorn
+
+    from service.http import connections
+
     uvicorn.run(
         "service.main:app_from_environment",
         factory=True,

@@ -66,6 +66,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             yield
     finally:
         registry.stop_watching()
+        app.state.metrics.close()
 
 
 def _telemetry(settings: Settings) -> TelemetryConfig:
@@ -85,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.metrics = Metrics()
+    app.state.metrics = Metrics(settings.metrics_dir)  # shared by the workers, if set
     app.state.decoding = decoding_limiter(settings.decode_threads)  # large bodies, off the loop
     handlers.install(app)
     app.include_router(inference.router)

@@ -73,15 +73,18 @@ class BulkCounter(_Bulk):
         with self._folding:
             return self._totals.get(labels, 0.0)
 
+    def totals(self) -> list[tuple[Labels, float]]:
+        """Every label set's total, everything observed so far folded in."""
+        self.fold()
+        with self._folding:
+            return sorted(self._totals.items())
+
     def describe(self) -> Iterator[Metric]:
         yield CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
 
     def collect(self) -> Iterator[Metric]:
-        self.fold()
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        with self._folding:
-            totals = sorted(self._totals.items())
-        for labels, total in totals:
+        for labels, total in self.totals():
             family.add_metric(list(labels), total)
         yield family
 
@@ -149,12 +152,21 @@ class BulkHistogram(_Bulk):
     def describe(self) -> Iterator[Metric]:
         yield HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
 
-    def collect(self) -> Iterator[Metric]:
+    @property
+    def les(self) -> list[str]:
+        """The `le` label of each bucket, +Inf last."""
+        return self._les
+
+    def totals(self) -> list[tuple[Labels, np.ndarray[Any, np.dtype[np.int64]], float]]:
+        """Every label set's count per bucket (not cumulative) and sum, all observations in."""
         self.fold()
-        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
         with self._folding:
             snapshot = {key: (c.copy(), self._sums[key]) for key, c in self._counts.items()}
-        for labels, (counts, total) in sorted(snapshot.items()):
+        return [(labels, counts, total) for labels, (counts, total) in sorted(snapshot.items())]
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for labels, counts, total in self.totals():
             cumulative = np.cumsum(counts).tolist()
             family.add_metric(list(labels), list(zip(self._les, cumulative, strict=True)), total)
         yield family

@@ -6,16 +6,19 @@ service/observability/bulk_metrics.py: an append per observation, counted with N
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.observability.bulk_metrics import BulkCounter, BulkHistogram
 from service.observability.drift import ScoreDrift
+from service.observability.shared_metrics import SharedTotals
 
 if TYPE_CHECKING:
     from service.inference.runtime import ModelRuntime, ScoreResult
@@ -26,8 +29,18 @@ _SCORE_BUCKETS = tuple(10.0**e for e in range(-6, 4))  # and +Inf
 
 
 class Metrics:
-    def __init__(self) -> None:
+    """This process's metrics; with `shared_dir`, the additive ones are merged across processes.
+
+    `registry` holds every metric of this process. With a `shared_dir` (several worker
+    processes), the counters, histograms and requests in flight are written there and merged
+    from every process's files at scrape (service/observability/shared_metrics.py); the other
+    gauges, which describe what this process sees (its loaded versions, its drift window, the
+    job store and the model store it reads), come from `process_registry`.
+    """
+
+    def __init__(self, shared_dir: Path | None = None) -> None:
         self.registry = CollectorRegistry()
+        self.process_registry = CollectorRegistry()
         self.requests = BulkCounter(
             "aeserve_requests",
             "HTTP requests by route, model, version and status.",
@@ -53,31 +66,57 @@ class Metrics:
         bulk = (self.requests, self.latency, self.batch_rows, self.scores, self.anomalies)
         for collector in (*bulk, self.drift):
             self.registry.register(collector)
+        self.process_registry.register(self.drift)
         self.loaded_version = Gauge(
             "aeserve_model_loaded_version",
             "Version each model is served at by this process.",
             ["model"],
             registry=self.registry,
         )
+        self.process_registry.register(self.loaded_version)
+        self._recorded: set[str] = set()  # the models `loaded_version` has a value for
+        self._recording = threading.Lock()
         self.in_flight = 0
         """Requests being served by this process; only the event loop's thread changes it."""
-        Gauge(
-            "aeserve_requests_in_flight",
-            "Requests this process has received and not yet answered (queued or running).",
-            registry=self.registry,
-        ).set_function(lambda: self.in_flight)
+        in_flight_help = "Requests received and not yet answered (queued or running)."
+        Gauge("aeserve_requests_in_flight", in_flight_help, registry=self.registry).set_function(
+            lambda: self.in_flight
+        )
         self.jobs = Gauge(
             "aeserve_jobs", "Training jobs by status.", ["status"], registry=self.registry
         )
+        self.process_registry.register(self.jobs)
         self.store_problem: Callable[[], str | None] = lambda: None
         """Why the repository's object store does not answer, None while it does (set by the
         app's lifespan; a folder repository always answers)."""
-        Gauge(
+        reachable = Gauge(
             "aeserve_model_store_reachable",
             "1 while the model repository answers; 0 while its object store does not and this "
             "process serves from its local copies.",
             registry=self.registry,
-        ).set_function(lambda: float(self.store_problem() is None))
+        )
+        reachable.set_function(lambda: float(self.store_problem() is None))
+        self.process_registry.register(reachable)
+        self.shared = (
+            None
+            if shared_dir is None
+            else SharedTotals(
+                shared_dir,
+                [self.requests, self.anomalies],
+                [self.latency, self.batch_rows, self.scores],
+                {"aeserve_requests_in_flight": (in_flight_help, lambda: float(self.in_flight))},
+            )
+        )
+
+    def exposition(self) -> bytes:
+        """What /metrics answers, in Prometheus' text format."""
+        if self.shared is None:
+            return generate_latest(self.registry)
+        return self.shared.exposition() + generate_latest(self.process_registry)
+
+    def close(self) -> None:
+        if self.shared is not None:
+            self.shared.close()
 
     def observe_request(
         self, route: str, method: str, model: str, version: str, status: str, seconds: float
@@ -96,9 +135,15 @@ class Metrics:
             self.anomalies.inc((runtime.name,), flagged)
 
     def record_loaded(self, runtimes: Iterable[ModelRuntime]) -> None:
-        self.loaded_version.clear()
-        for runtime in runtimes:
-            self.loaded_version.labels(runtime.name).set(runtime.version)
+        """Set each loaded model's version, then drop the models no longer loaded: a scrape
+        running meanwhile never sees the gauge empty, as it did when cleared and refilled."""
+        loaded = {runtime.name: runtime.version for runtime in runtimes}
+        for name, version in loaded.items():
+            self.loaded_version.labels(name).set(version)
+        with self._recording:
+            for name in self._recorded - loaded.keys():
+                self.loaded_version.remove(name)
+            self._recorded = set(loaded)
 
 
 class MetricsMiddleware:

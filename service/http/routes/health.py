@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from core.errors import NotReady
@@ -40,4 +40,4 @@ def metrics(request: Request) -> Response:
     registry = getattr(request.app.state, "registry", None)
     if registry is not None:
         collected.record_loaded(registry.loaded())
-    return Response(generate_latest(collected.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(collected.exposition(), media_type=CONTENT_TYPE_LATEST)
