@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     """TCP port `aeserve serve` listens on."""
     workers: int = Field(default=1, ge=1)
     """Number of uvicorn worker processes; each loads every model and reloads on its own."""
+    metrics_dir: Path | None = None
+    """Folder where each API process writes its metrics for /metrics to merge (prometheus_client's
+    multiprocess files), so counters add up across workers. `aeserve serve --workers N` (N > 1)
+    makes a fresh one when unset, and empties this one when set; unset with one worker, each
+    process answers from memory."""
     keep_alive_timeout_s: int = Field(default=5, ge=1)
     """An open connection with no request in progress is closed after this long, a new one
     included."""
@@ -97,6 +102,10 @@ class Settings(BaseSettings):
     (bench/fastlane.py)."""
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     """Largest request body accepted; bigger bodies get 413 before they are read."""
+    max_train_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Largest POST /train body, inline rows included (413 beyond it): its JSON is validated
+    holding Python's GIL, which stalls every request for as long. Larger data goes up once with
+    POST /datasets and is named by `data.dataset`."""
     inline_body_bytes: int = Field(default=256 * 1024, ge=0)
     """Bodies up to this size are decoded on the event loop (a thread hop costs a small body more
     than its decoding); larger ones on a thread, so no request holds the others up while its

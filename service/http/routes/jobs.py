@@ -10,8 +10,9 @@ from starlette.responses import StreamingResponse
 from core.jobs.records import JobRecord
 from service.http.deps import AdminKey, DatasetsDep, JobsDep, RepositoryDep, SettingsDep
 from service.http.schemas import ErrorResponse
+from service.http.train_body import OPENAPI_BODY, TrainRequestDep
 from service.jobs.events import job_events
-from service.jobs.schemas import JobList, TrainRequest, TrainResponse
+from service.jobs.schemas import JobList, TrainResponse
 from service.jobs.submission import submit
 
 router = APIRouter(tags=["training"])
@@ -27,9 +28,10 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     response_model=TrainResponse,
     responses=_errors(401, 413, 422),
     dependencies=[AdminKey],
+    openapi_extra=OPENAPI_BODY,  # read by TrainRequestDep, off the event loop
 )
 def train(
-    body: TrainRequest,
+    body: TrainRequestDep,
     response: Response,
     jobs: JobsDep,
     datasets: DatasetsDep,

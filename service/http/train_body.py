@@ -1,0 +1,60 @@
+"""The POST /train body: read under its own cap and validated off the event loop.
+
+FastAPI validated a /train body of up to the body limit (64 MiB of inline rows) on the event loop.
+Here the body is refused past `max_train_body_bytes` as it arrives (413 naming the /datasets
+upload, the way for larger data), and validated on a thread for a body over `inline_body_bytes`.
+pydantic still holds the GIL while it validates, so the cap is what bounds the stall. A
+validation error is raised as FastAPI's own, so its messages are the ones FastAPI gave.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from core.errors import PayloadTooLarge
+from core.settings import Settings
+from service.http import offload
+from service.http.openapi_schemas import inline_schema
+from service.jobs.schemas import TrainRequest
+
+OPENAPI_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": inline_schema(TrainRequest)}},
+    }
+}
+"""The request schema FastAPI documented when it read the body itself."""
+
+
+def _too_large(cap: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"a /train body may hold {cap} bytes; upload larger data with POST /datasets and "
+        "name it in data.dataset"
+    )
+
+
+async def read_train_request(request: Request) -> TrainRequest:
+    settings: Settings = request.app.state.settings
+    cap = settings.max_train_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise _too_large(cap)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:  # a chunked body, or one longer than it said
+            raise _too_large(cap)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    try:
+        return await offload.decode(request.scope, size, TrainRequest.model_validate_json, body)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors, body=body) from None
+
+
+TrainRequestDep = Annotated[TrainRequest, Depends(read_train_request)]
