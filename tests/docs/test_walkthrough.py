@@ -23,7 +23,7 @@ import pytest
 
 from tests.service.client.conftest import serve
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # training takes minutes
 
 REPO = Path(__file__).resolve().parents[2]
 AESERVE = Path(sys.executable).with_name("aeserve")
@@ -99,10 +99,11 @@ def check_output(command: str, expected: str, actual: str) -> None:
                 digits = len(text.split(".")[1]) if "." in text else 0
                 assert round(float(got[key]), digits) == float(text), (command, key, got[key])
         return
+    flat = " ".join(actual.split())  # the README wraps what a terminal prints on two lines
     for part in re.split(r"…", expected):  # prose with elided parts
-        part = part.strip(" /")
+        part = " ".join(part.strip(" /").split())
         if part:
-            assert part in actual, (command, part, actual)
+            assert part in flat, (command, part, actual)
 
 
 @pytest.fixture(scope="module")
@@ -168,4 +169,4 @@ def test_the_walkthrough_parser_reads_the_readme() -> None:
     assert any(c.startswith("aeserve score rows.npy") for c in commands)
     shown = dict(pairs)
     score = next(c for c in commands if c.startswith("curl -s localhost:8000/score -H"))
-    assert '"threshold": 0.3413' in shown[score]
+    assert '"threshold": 2.6622' in shown[score]
