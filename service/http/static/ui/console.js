@@ -85,6 +85,7 @@
     if (input.value) localStorage.setItem(KEY, input.value); else localStorage.removeItem(KEY);
     input.value = "";
     showKeyState();
+    route();  // what was refused without the key is read again with it
   });
 
   // -- models ---------------------------------------------------------------------------------
