@@ -83,8 +83,9 @@ AcceptDep = Annotated[str | None, Header(include_in_schema=False)]
 
 BEARER = HTTPBearer(
     scheme_name="bearer",
-    description="The server's AESERVE_API_KEY. Needed by /train, /datasets, DELETE /jobs/… and "
-    "model management when a key is set, and by inference with AESERVE_INFERENCE_REQUIRES_KEY.",
+    description="The server's AESERVE_API_KEY. Needed when a key is set by /train, /import, "
+    "/datasets, /jobs, a version's manifest and calibration, promote and delete; by inference "
+    "with AESERVE_INFERENCE_REQUIRES_KEY.",
     auto_error=False,
 )
 """Declares the scheme (the Authorize button of /docs); check_key reads the header itself, so

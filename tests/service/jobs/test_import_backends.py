@@ -23,6 +23,6 @@ def test_an_import_job_publishes_a_version(client: TestClient, tmp_path: Path) -
     assert response.status_code == 202, response.text
     record = wait_for(client, response.json()["job_id"])
     assert (record["status"], record["kind"]) == ("succeeded", "import"), record
-    manifest = client.get("/models/linear/versions/1").json()
+    manifest = client.get("/models/linear/versions/1", headers=AUTH).json()
     assert (manifest["source"], manifest["imported"]["file"]) == ("imported", "linear.onnx")
     assert manifest["latent_dim"] is None
