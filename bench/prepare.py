@@ -77,12 +77,13 @@ def train(name: str, data: np.ndarray, flags: list[str], repository: Path) -> Be
     """Train and publish with the real `aeserve train`, once; later runs reuse the version."""
     active = repository / name / "active"
     path = WORK / f"{name}.npy"
-    command = ["aeserve", "train", str(path), "--name", name, "--promote", *flags]
+    # As the results show it: relative to the repository, run from its root.
+    command = ["aeserve", "train", str(path.relative_to(ROOT)), "--name", name, "--promote", *flags]
     if not active.exists():
         np.save(path, data)
         env = {**os.environ, "AESERVE_MODEL_REPOSITORY": str(repository)}
         aeserve = str(Path(sys.executable).parent / "aeserve")
-        subprocess.run([aeserve, *command[1:]], check=True, env=env, capture_output=True)
+        subprocess.run([aeserve, *command[1:]], check=True, env=env, capture_output=True, cwd=ROOT)
     version = active.read_text().strip()
     manifest = read_manifest(repository / name / version)
     return BenchModel(
