@@ -24,9 +24,8 @@ import logging
 import re
 import shutil
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,10 +35,13 @@ from core.object_store import Reachability, StoreLocation, StoreUnavailable
 from core.repository import (
     ACTIVE,
     NAME_PATTERN,
+    STAGING,
     Repository,
     check_files,
     check_name,
     staged_files,
+    staging_folder,
+    sweep_staging_folders,
 )
 
 if TYPE_CHECKING:
@@ -49,7 +51,6 @@ log = logging.getLogger("aeserve.repository")
 
 CLAIM = ".claim"
 _VERSION_KEY = re.compile(r"([a-z0-9][a-z0-9_.-]{0,63})/(\d+)/(.+)")
-_STAGING = ".staging"
 _MANIFESTS = ".manifests"
 _PUBLISH_ATTEMPTS = 20
 T = TypeVar("T")
@@ -231,7 +232,7 @@ class ObjectStoreRepository(Repository):
             if (folder / MANIFEST).is_file():
                 return folder
             manifest_bytes = self._version_object(name, version, MANIFEST)
-            partial = self.cache / _STAGING / f"download-{uuid.uuid4().hex}"
+            partial = self.cache / STAGING / f"download-{uuid.uuid4().hex}"
             partial.mkdir(parents=True)
             try:
                 (partial / MANIFEST).write_bytes(manifest_bytes)
@@ -250,24 +251,11 @@ class ObjectStoreRepository(Repository):
 
     # -- writing -------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def staging(self) -> Iterator[Path]:
-        path = self.cache / _STAGING / uuid.uuid4().hex
-        path.mkdir(parents=True)
-        try:
-            yield path
-        finally:
-            shutil.rmtree(path, ignore_errors=True)
+    def staging(self) -> contextlib.AbstractContextManager[Path]:
+        return staging_folder(self.cache)
 
     def sweep_staging(self, older_than_s: float = 3600.0) -> int:
-        staging = self.cache / _STAGING
-        if not staging.is_dir():
-            return 0
-        cutoff = time.time() - older_than_s
-        stale = [p for p in staging.iterdir() if p.stat().st_mtime < cutoff]
-        for path in stale:
-            shutil.rmtree(path, ignore_errors=True)
-        return len(stale)
+        return sweep_staging_folders(self.cache, older_than_s)
 
     def publish(self, name: str, staging_dir: Path, *, promote: bool = False) -> int:
         check_name(name)

@@ -34,7 +34,7 @@ NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 ACTIVE = "active"
 _HIGH_WATER = ".last_version"
 _LOCK = ".lock"
-_STAGING = ".staging"
+STAGING = ".staging"
 
 
 def check_name(name: str) -> str:
@@ -238,26 +238,13 @@ class ModelRepository(Repository):
 
     # -- writing ----------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def staging(self) -> Iterator[Path]:
+    def staging(self) -> contextlib.AbstractContextManager[Path]:
         """A fresh folder on the repository's filesystem to write a version into."""
-        path = self.root / _STAGING / uuid.uuid4().hex
-        path.mkdir(parents=True)
-        try:
-            yield path
-        finally:
-            shutil.rmtree(path, ignore_errors=True)
+        return staging_folder(self.root)
 
     def sweep_staging(self, older_than_s: float = 3600.0) -> int:
         """Remove staging folders a killed publisher left behind; they were never visible."""
-        staging = self.root / _STAGING
-        if not staging.is_dir():
-            return 0
-        cutoff = time.time() - older_than_s
-        stale = [p for p in staging.iterdir() if p.stat().st_mtime < cutoff]
-        for path in stale:
-            shutil.rmtree(path, ignore_errors=True)
-        return len(stale)
+        return sweep_staging_folders(self.root, older_than_s)
 
     @contextlib.contextmanager
     def _locked(self, name: str, *, create: bool = False) -> Iterator[Path]:
@@ -325,3 +312,26 @@ class ModelRepository(Repository):
             os.rename(folder, trash)
             _fsync_dir(model_dir)
         shutil.rmtree(trash, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staging_folder(parent: Path) -> Iterator[Path]:
+    """A fresh folder under `parent`'s staging area, removed when the block ends."""
+    path = parent / STAGING / uuid.uuid4().hex
+    path.mkdir(parents=True)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def sweep_staging_folders(parent: Path, older_than_s: float) -> int:
+    """Remove staging folders under `parent` older than `older_than_s`; how many went."""
+    staging = parent / STAGING
+    if not staging.is_dir():
+        return 0
+    cutoff = time.time() - older_than_s
+    stale = [p for p in staging.iterdir() if p.stat().st_mtime < cutoff]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(stale)
