@@ -182,3 +182,24 @@ def test_unknown_model_or_version(client: TestClient, query, status, message):
 def test_wrong_method_and_path(client: TestClient):
     assert client.get("/score").status_code == 405
     assert detail(client.get("/nowhere")) == "Not Found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/score", "POST"),
+        ("PUT", "/jobs/none", "DELETE, GET"),
+        ("OPTIONS", "/models/tiny/versions/1", "DELETE, GET"),
+        ("PATCH", "/datasets", "GET, POST"),
+        ("POST", "/v2/models/tiny", "GET"),
+    ],
+)
+def test_a_405_lists_every_method_of_the_path(
+    client: TestClient, method: str, path: str, allowed: str
+):
+    """Not only those of the first route matching it (RFC 9110: `Allow` on every 405)."""
+    response = client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+    key = "error" if path.startswith("/v2") else "detail"
+    assert response.json() == {key: "Method Not Allowed"}
