@@ -18,7 +18,7 @@ from service.http import openapi
 from service.http.body_limit import BodySizeLimit
 from service.http.fastlane import InferenceFastLane
 from service.http.jobs_lifespan import training_jobs
-from service.http.offload import decoding_limiter
+from service.http.offload import DecodingProcesses, decoding_limiter
 from service.http.routes import (
     datasets,
     docs,
@@ -67,6 +67,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         registry.stop_watching()
         app.state.metrics.close()
+        if app.state.decoding_processes is not None:
+            app.state.decoding_processes.close()
 
 
 def _telemetry(settings: Settings) -> TelemetryConfig:
@@ -88,6 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics(settings.metrics_dir)  # shared by the workers, if set
     app.state.decoding = decoding_limiter(settings.decode_threads)  # large bodies, off the loop
+    processes = settings.decode_processes
+    app.state.decoding_processes = DecodingProcesses(processes) if processes else None
     handlers.install(app)
     app.include_router(inference.router)
     app.include_router(models.router)

@@ -116,7 +116,7 @@ def rows_to_array(
     return array
 
 
-def _is_npy(content_type: str) -> bool:
+def is_npy(content_type: str) -> bool:
     return content_type.split(";")[0].strip().lower() == NPY
 
 
@@ -128,6 +128,18 @@ def _check_content_type(content_type: str) -> None:
         )
 
 
+def count_brackets(body: bytes, max_rows: int) -> int:
+    """The JSON body's count of `[`, refusing a body of more than `max_rows` rows.
+
+    Each row opens a bracket, the matrix one more: a count far cheaper than a parse, so a body of
+    too many rows is refused before it becomes objects or numbers.
+    """
+    brackets = json_matrix.count_brackets(body, stop_above=max_rows + 1)
+    if brackets - 1 > max_rows:
+        rules.check_batch_size(brackets - 1, max_rows)
+    return brackets
+
+
 def read_batch(
     body: bytes,
     content_type: str,
@@ -135,21 +147,20 @@ def read_batch(
     expected_dim: int,
     label: str,
     max_rows: int,
+    brackets: int | None = None,
 ) -> tuple[np.ndarray, Request | None]:
     """The request's matrix as an array, and its other fields where a JSON body may carry some.
 
     simdjson reads plain bodies (service/http/json_matrix.py); pydantic judges every other one.
-    A body with more than `max_rows` rows is refused before either parses it.
+    A body with more than `max_rows` rows is refused before either parses it (`brackets` is
+    `count_brackets(body, max_rows)` where the caller has counted already).
     """
     _check_content_type(content_type)
-    if _is_npy(content_type):
+    if is_npy(content_type):
         return decode_npy(body), None  # a view of the body: its header's shape is checked later
     field = "codes" if schema is DecodeRequest else "vectors"
-    # Each row opens a bracket, the matrix one more: a count far cheaper than a parse, so a body
-    # of too many rows is refused before it becomes objects or numbers.
-    brackets = json_matrix.count_brackets(body, stop_above=max_rows + 1)
-    if brackets - 1 > max_rows:
-        rules.check_batch_size(brackets - 1, max_rows)
+    if brackets is None:
+        brackets = count_brackets(body, max_rows)
     # A large body is parsed once, here: simdjson holds the GIL while it parses.
     document = large_json.parse(body) if len(body) > PYDANTIC_MOST_BYTES else None
     fast = json_matrix.decode(

@@ -22,7 +22,13 @@ from core.repository import Repository
 from core.settings import Settings
 from service.http import offload
 from service.http.auth import check_key
-from service.http.bodies import ScoreOptions, read_batch, score_options
+from service.http.bodies import (
+    ScoreOptions,
+    count_brackets,
+    is_npy,
+    read_batch,
+    score_options,
+)
 from service.http.schemas import (
     DecodeRequest,
     EncodeRequest,
@@ -147,7 +153,8 @@ class Batch:
 BatchSchema = type[EncodeRequest | ReconstructRequest | ScoreRequest | DecodeRequest]
 
 
-def build_batch(
+async def decode_batch(
+    scope: Scope,
     body: bytes,
     content_type: str,
     schema: BatchSchema,
@@ -158,10 +165,19 @@ def build_batch(
     explain: bool = False,
     top: int | None = None,
 ) -> Batch:
-    """The request's matrix, checked against the model, and its /score options."""
+    """The request's matrix, checked against the model, and its /score options: a large JSON
+    body parsed in a worker process, a large `.npy` one on a thread (service/http/offload.py)."""
     dim = runtime.codes_width() if schema is DecodeRequest else runtime.input_dim
     max_rows = runtime.options.max_batch
-    array, parsed = read_batch(body, content_type, schema, dim, runtime.label, max_rows)
+    arguments = (body, content_type, schema, dim, runtime.label, max_rows)
+    size = len(body)
+    if is_npy(content_type):
+        array, parsed = await offload.decode(scope, size, read_batch, *arguments)
+    else:
+        # Rows counted here first: a body of too many rows is refused without being copied to
+        # the process that would parse it.
+        brackets = await offload.decode(scope, size, count_brackets, body, max_rows)
+        array, parsed = await offload.parse(scope, size, read_batch, *arguments, brackets)
     metrics.observe_batch(route, runtime.name, len(array))
     if isinstance(parsed, ScoreRequest | ScoreOptionFields) and "top" in parsed.model_fields_set:
         top = parsed.top  # a JSON body's field wins, as for threshold and explain
@@ -210,7 +226,7 @@ async def _read(
     content_type = request.headers.get("content-type", "")
     metrics = get_metrics(request)
     arguments = (body, content_type, schema, runtime, metrics, route, threshold, explain, top)
-    return await offload.decode(request.scope, len(body), build_batch, *arguments)
+    return await decode_batch(request.scope, *arguments)
 
 
 def _batch_reader(schema: BatchSchema) -> Callable[..., Awaitable[Batch]]:

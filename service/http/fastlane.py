@@ -31,9 +31,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.errors import AeserveError
 from core.settings import Settings
-from service.http import offload
 from service.http.auth import check_key
-from service.http.deps import Batch, BatchSchema, build_batch, resolve_runtime
+from service.http.deps import Batch, BatchSchema, decode_batch, resolve_runtime
 from service.http.error_handlers import error_response
 from service.http.routes import inference
 from service.http.schemas import DecodeRequest, EncodeRequest, ReconstructRequest, ScoreRequest
@@ -153,10 +152,8 @@ class InferenceFastLane:
             return None
         metrics: Metrics = state.metrics
         content_type = _header(headers, b"content-type") or ""
-        batch: Batch = await offload.decode(
+        batch: Batch = await decode_batch(
             scope,
-            len(body),
-            build_batch,
             body,
             content_type,
             route.schema,

@@ -51,7 +51,7 @@ async def read_train_request(request: Request) -> TrainRequest:
         chunks.append(chunk)
     body = b"".join(chunks)
     try:
-        return await offload.decode(request.scope, size, TrainRequest.model_validate_json, body)
+        return await offload.parse(request.scope, size, TrainRequest.model_validate_json, body)
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors, body=body) from None

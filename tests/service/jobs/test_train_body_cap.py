@@ -1,7 +1,7 @@
 """POST /train takes inline rows up to its own cap, `max_train_body_bytes`, well below the body
 limit: a larger body is a 413 that points to the /datasets upload, refused as it arrives (by its
 Content-Length, or counted when it is chunked) and never validated. A body within the cap is
-validated off the event loop with FastAPI's messages, and the OpenAPI document keeps its schema."""
+validated off the event loop (in a worker process) with FastAPI's messages, and the OpenAPI document keeps its schema."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         model_repository=tmp_path_factory.mktemp("train-cap"),
         api_key=API_KEY,
         max_train_body_bytes=CAP,
-        inline_body_bytes=1024,  # bodies over it are validated on a thread
+        inline_body_bytes=1024,  # bodies over it are validated off the event loop:
+        process_body_bytes=1024,  # in a worker process
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client
@@ -57,7 +58,7 @@ def test_a_chunked_body_over_the_cap_is_413(client: TestClient) -> None:
 
 def test_within_the_cap_fastapi_words_what_is_wrong(client: TestClient) -> None:
     body = json.dumps({"name": "m", "data": {"vectors": [[0.5, "x"]] * 200}, "extra": 1})
-    assert 1024 < len(body) < CAP  # validated on a thread
+    assert 1024 < len(body) < CAP  # validated in a worker process
     answer = client.post("/train", content=body, headers=AUTH)
     assert answer.status_code == 422
     detail = answer.json()["detail"]

@@ -1,5 +1,6 @@
-"""Every body decoded on a thread (`inline_body_bytes=0`) gets the answer it gets inline, on both
-lanes, /v2 included: the same arrays, the same refusals."""
+"""Every body decoded on a thread (`inline_body_bytes=0`), or parsed in a worker process
+(`process_body_bytes=0` too), gets the answer it gets inline, on both lanes, /v2 included: the
+same arrays, the same refusals."""
 
 from __future__ import annotations
 
@@ -51,6 +52,26 @@ def test_a_body_decoded_on_a_thread_gets_the_same_answer(
     inline, off_loop = (c.post(path, json=body) for c in clients)
     assert off_loop.status_code == inline.status_code
     assert off_loop.json() == inline.json()
+
+
+@pytest.fixture
+def in_process(settings: Settings) -> Iterator[TestClient]:
+    update = {"inline_body_bytes": 0, "process_body_bytes": 0, "decode_processes": 1}
+    with _client(settings.model_copy(update=update)) as client:
+        yield client
+
+
+@pytest.mark.parametrize(("path", "body"), REQUESTS)
+def test_a_body_parsed_in_a_worker_process_gets_the_same_answer(
+    clients: tuple[TestClient, TestClient],
+    in_process: TestClient,
+    path: str,
+    body: dict[str, object],
+) -> None:
+    inline = clients[0].post(path, json=body)
+    answer = in_process.post(path, json=body)
+    assert answer.status_code == inline.status_code
+    assert answer.json() == inline.json()
 
 
 def test_a_compressed_v2_body_is_decoded_on_a_thread(
