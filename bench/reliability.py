@@ -13,6 +13,9 @@ bench/prepare.py; `make bench` trains them):
   JSON bodies that simdjson's fast path declines (a duplicate key, a string in the last row, an
   option only pydantic's lax mode reads), then while two post 60 MB of valid JSON with too many
   rows; and how fast one over-limit body is refused.
+- `overload`: the rate at which 16 closed-loop clients saturate the server (batch-64 `.npy`
+  /score), then requests sent open-loop at twice that rate: goodput, the 503s (with
+  `Retry-After`), latency of the answered requests (bench/open_loop.py).
 - `idle`: 500 idle connections and a client sending its body a byte every 66 ms: when the
   server closes them, and a normal request's latency meanwhile.
 - `workers`: `--workers 2`; the request counters of /metrics against the requests sent, on
@@ -24,6 +27,7 @@ Latencies are wall-clock on a shared machine: compare the rows of one run, not r
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
@@ -41,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import open_loop
 from bench.prepare import ROOT, WORK
 from bench.servers import free_port
 
@@ -274,6 +279,37 @@ def attack(source: Path, lines: list[str]) -> None:
     lines.append("")
 
 
+def overload(source: Path, lines: list[str]) -> None:
+    lines += ["## Open-loop load at twice the saturation rate", ""]
+    body = (WORK / f"{MODEL}-64.npy").read_bytes()  # 64 rows, as the serving benchmark sends
+    request = open_loop.request_bytes("/score", body, "application/x-npy")
+    with serving(source, {}) as server:
+        asyncio.run(open_loop.closed_loop(server.port, request, 16, 2))  # warm-up
+        saturated = asyncio.run(open_loop.closed_loop(server.port, request, 16, 10))
+        throughput = saturated.rate()
+        lines.append(
+            f"- saturation (16 clients, closed loop, 10 s): {throughput:.0f} requests/s "
+            f"answered 200, p50 {saturated.percentile_ms(50):.1f} ms, p99 "
+            f"{saturated.percentile_ms(99):.1f} ms"
+        )
+        rate = 2 * throughput
+        loaded = asyncio.run(open_loop.open_loop(server.port, request, rate, 15))
+        sent = len(loaded.statuses)
+        others = {s: loaded.count(s) for s in sorted(set(loaded.statuses)) if s not in (200, 503)}
+        lines.append(
+            f"- open loop at {rate:.0f} requests/s for 15 s ({sent} sent): goodput "
+            f"{loaded.rate():.0f} requests/s answered 200 ({loaded.rate() / throughput:.0%} of "
+            f"saturation), p50 {loaded.percentile_ms(50):.1f} ms, p99 "
+            f"{loaded.percentile_ms(99):.1f} ms, max {loaded.percentile_ms(100):.0f} ms"
+        )
+        lines.append(
+            f"- 503: {loaded.count(503)} ({loaded.count(503) / sent:.0%}), "
+            f"{loaded.retry_after} with Retry-After, p99 {loaded.percentile_ms(99, 503):.1f} ms; "
+            f"other answers {others or 'none'} (0: no answer within 30 s)"
+        )
+    lines.append("")
+
+
 def idle(source: Path, lines: list[str]) -> None:
     lines += ["## Idle connections and a slow body", ""]
     with serving(source, {}) as server:
@@ -351,7 +387,7 @@ def workers(source: Path, lines: list[str]) -> None:
     lines.append("")
 
 
-SCENARIOS = {"attack": attack, "idle": idle, "workers": workers}
+SCENARIOS = {"attack": attack, "overload": overload, "idle": idle, "workers": workers}
 
 
 def main() -> None:

@@ -1,0 +1,140 @@
+"""Closed- and open-loop HTTP/1.1 load on loopback, for bench/reliability.py's `overload`.
+
+Closed loop: a fixed number of clients, each sending its next request when the last is answered,
+measures the rate at which the server saturates. Open loop: requests leave at a fixed rate
+whatever the answers (a request due while every connection waits gets a new connection), the way
+independent clients arrive; a server that queues without bound shows it as latency growing for
+as long as the run lasts, one that sheds load as fast refusals.
+
+A few lines of asyncio streams rather than an HTTP client library: the generator shares the
+machine's cores with the server, and a library's per-request cost (httpx: ~10x these) would be
+measured as the server's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Outcome:
+    """Every request's status (0: no answer within the timeout) and latency."""
+
+    seconds: float
+    statuses: list[int] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    retry_after: int = 0  # 503 answers that carried a Retry-After header
+
+    def count(self, status: int) -> int:
+        return sum(1 for s in self.statuses if s == status)
+
+    def rate(self, status: int = 200) -> float:
+        return self.count(status) / self.seconds
+
+    def percentile_ms(self, q: float, status: int | None = 200) -> float:
+        chosen = [
+            latency
+            for s, latency in zip(self.statuses, self.latencies, strict=True)
+            if status is None or s == status
+        ]
+        return float(np.percentile(np.array(chosen) * 1000, q)) if chosen else float("nan")
+
+
+def request_bytes(path: str, body: bytes, content_type: str) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class _Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def exchange(self, request: bytes) -> tuple[int, bool]:
+        """Send one request, read its answer: the status and whether it had `Retry-After`."""
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        length, retry_after, close = 0, False, False
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "retry-after":
+                retry_after = True
+            elif name == "connection" and value.strip().lower() == "close":
+                close = True
+        await self.reader.readexactly(length)
+        if close:
+            raise ConnectionResetError("the server closed the connection")
+        return status, retry_after
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def _connect(port: int) -> _Connection:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    return _Connection(reader, writer)
+
+
+async def closed_loop(port: int, request: bytes, clients: int, seconds: float) -> Outcome:
+    """`clients` connections, each sending its next request as soon as the last is answered."""
+    outcome = Outcome(seconds)
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        connection = await _connect(port)
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            status, retry_after = await connection.exchange(request)
+            outcome.statuses.append(status)
+            outcome.latencies.append(time.perf_counter() - started)
+            outcome.retry_after += retry_after
+        connection.close()
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return outcome
+
+
+async def open_loop(
+    port: int, request: bytes, rate: float, seconds: float, timeout: float = 30
+) -> Outcome:
+    """`rate` requests a second for `seconds`, each on an idle connection or a new one."""
+    outcome = Outcome(seconds)
+    idle: list[_Connection] = []
+
+    async def one() -> None:
+        connection = idle.pop() if idle else await _connect(port)
+        started = time.perf_counter()
+        try:
+            status, retry_after = await asyncio.wait_for(connection.exchange(request), timeout)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError):
+            connection.close()
+            status, retry_after = 0, False
+        else:
+            idle.append(connection)
+        outcome.statuses.append(status)
+        outcome.latencies.append(time.perf_counter() - started)
+        outcome.retry_after += retry_after
+
+    tasks: list[asyncio.Task[None]] = []
+    started = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        due = started + i / rate
+        wait = due - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        tasks.append(asyncio.create_task(one()))
+    await asyncio.gather(*tasks)
+    for connection in idle:
+        connection.close()
+    return outcome
