@@ -14,6 +14,7 @@ measured as the server's.
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 from dataclasses import dataclass, field
 
@@ -52,6 +53,14 @@ def request_bytes(path: str, body: bytes, content_type: str) -> bytes:
     return head.encode() + body
 
 
+class _Closed(ConnectionResetError):
+    """An answer after which the server closes the connection."""
+
+    def __init__(self, status: int, retry_after: bool) -> None:
+        super().__init__(f"{status}, then the server closed the connection")
+        self.status, self.retry_after = status, retry_after
+
+
 class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
@@ -74,7 +83,7 @@ class _Connection:
                 close = True
         await self.reader.readexactly(length)
         if close:
-            raise ConnectionResetError("the server closed the connection")
+            raise _Closed(status, retry_after)
         return status, retry_after
 
     def close(self) -> None:
@@ -113,19 +122,26 @@ async def open_loop(
     idle: list[_Connection] = []
 
     async def one() -> None:
-        connection = idle.pop() if idle else await _connect(port)
         started = time.perf_counter()
+        connection: _Connection | None = None
         try:
-            status, retry_after = await asyncio.wait_for(connection.exchange(request), timeout)
-        except (TimeoutError, OSError, asyncio.IncompleteReadError):
-            connection.close()
-            status, retry_after = 0, False
+            connection = idle.pop() if idle else await _connect(port)
+            exchange = connection.exchange(request)
+            status, retry_after = await asyncio.wait_for(exchange, timeout)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
+            if connection is not None:
+                connection.close()
+            # A 503 with `Connection: close` is an answer; anything else here is none.
+            status = getattr(exc, "status", 0)
+            retry_after = getattr(exc, "retry_after", False)
         else:
             idle.append(connection)
         outcome.statuses.append(status)
         outcome.latencies.append(time.perf_counter() - started)
         outcome.retry_after += retry_after
 
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     tasks: list[asyncio.Task[None]] = []
     started = time.perf_counter()
     for i in range(int(rate * seconds)):

@@ -15,6 +15,7 @@ from core.settings import Settings
 from core.storage import open_repository
 from service.http import error_handlers as handlers
 from service.http import openapi
+from service.http.admission import InferenceAdmission
 from service.http.body_limit import BodySizeLimit
 from service.http.fastlane import InferenceFastLane
 from service.http.jobs_lifespan import training_jobs
@@ -108,6 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # innermost and every middleware added after it applies to its requests too.
     if settings.inference_fast_lane:
         app.add_middleware(InferenceFastLane, fastapi=app)
+    # Inside the metrics, so that the requests it refuses are counted.
+    app.add_middleware(InferenceAdmission, limit=settings.max_inference_in_progress)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     # Added last so it runs first: oversized bodies are refused before anything reads them.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

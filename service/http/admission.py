@@ -1,0 +1,90 @@
+"""Admission at the door: inference requests beyond those already being worked on get a 503.
+
+Under a load above what the server can answer, the requests that wait are not only in the
+batcher's bounded queue: every request whose body is read, decoded and answered shares the one
+event loop with all the others, so each waits in proportion to how many there are (Little's law:
+1,000 open requests at 600 answered a second is 1.6 s each). A bound on requests in progress
+keeps that wait short; the excess is refused as soon as its head arrives, before its body is
+read, with `Retry-After` and the connection closed, which costs the loop far less than serving it.
+
+A request counts as in progress once its whole body has arrived: a client sending its body
+slowly holds no place (the body timeout cuts it off), so slow clients cannot lock others out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.http.encoding import dump_json
+
+_INFERENCE = frozenset({"/score", "/encode", "/decode", "/reconstruct"})
+_V2_INFER = "/v2/models/{name}/infer"
+_V2_VERSION_INFER = "/v2/models/{name}/versions/{version}/infer"
+
+
+@dataclass(frozen=True)
+class _Template:
+    """The route label a refused request is counted under (read as `scope["route"].path`)."""
+
+    path: str
+
+
+def _template(scope: Scope) -> str | None:
+    """The inference route template of the request's path, None for any other route."""
+    if scope["method"] != "POST":
+        return None
+    path: str = scope["path"]
+    if path in _INFERENCE:
+        return path
+    if path.startswith("/v2/models/") and path.endswith("/infer"):
+        return _V2_VERSION_INFER if "/versions/" in path else _V2_INFER
+    return None
+
+
+class InferenceAdmission:
+    def __init__(self, app: ASGIApp, limit: int | None) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_progress = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.limit is None:
+            await self.app(scope, receive, send)
+            return
+        template = _template(scope)
+        if template is None:
+            await self.app(scope, receive, send)
+            return
+        if self.in_progress >= self.limit:
+            scope["route"] = _Template(template)
+            await _refuse(template, send, self.limit)
+            return
+        counted = False
+
+        async def counting_receive() -> Message:
+            nonlocal counted
+            message = await receive()
+            if not counted and message["type"] == "http.request" and not message.get("more_body"):
+                counted = True
+                self.in_progress += 1
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        finally:
+            if counted:
+                self.in_progress -= 1
+
+
+async def _refuse(template: str, send: Send, limit: int) -> None:
+    key = "error" if template.startswith("/v2") else "detail"
+    message = f"the server is working on {limit} inference requests, its most; retry shortly"
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"retry-after", b"1"),
+        (b"connection", b"close"),  # the body was not read
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": dump_json({key: message})})

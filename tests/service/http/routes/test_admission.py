@@ -1,0 +1,136 @@
+"""Inference requests beyond `max_inference_in_progress` are refused at the door: 503 with
+`Retry-After`, the body unread, the connection closed; a client still sending its body holds no
+place, and every other route is never refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from core.settings import Settings
+from service.http.admission import InferenceAdmission
+from service.http.app import create_app
+
+
+class _HeldApp:
+    """An inner app that reads the whole body, then waits until released."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.entered = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.entered += 1
+        while (await receive()).get("more_body"):
+            pass
+        await self.release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+
+def _scope(path: str, method: str = "POST") -> dict[str, Any]:
+    return {"type": "http", "method": method, "path": path, "headers": []}
+
+
+def _body(*chunks: bytes, then_wait: asyncio.Event | None = None) -> Any:
+    messages = [{"type": "http.request", "body": c, "more_body": True} for c in chunks[:-1]]
+    messages.append({"type": "http.request", "body": chunks[-1], "more_body": False})
+
+    async def receive() -> dict[str, Any]:
+        if len(messages) == 1 and then_wait is not None:
+            await then_wait.wait()
+        return messages.pop(0)
+
+    return receive
+
+
+async def _call(app: Any, scope: dict[str, Any], receive: Any) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+def test_a_request_beyond_the_limit_is_a_503_before_its_body_is_read() -> None:
+    async def main() -> None:
+        inner = _HeldApp()
+        app = InferenceAdmission(inner, limit=1)
+        first = asyncio.create_task(_call(app, _scope("/score"), _body(b"{}")))
+        await asyncio.sleep(0.01)
+        assert app.in_progress == 1
+
+        async def never() -> dict[str, Any]:
+            raise AssertionError("the refused request's body was read")
+
+        scope = _scope("/score")
+        refused = await _call(app, scope, never)
+        start, body = refused
+        assert start["status"] == 503
+        headers = dict(start["headers"])
+        assert headers[b"retry-after"] == b"1"
+        assert headers[b"connection"] == b"close"
+        assert "retry shortly" in json.loads(body["body"])["detail"]
+        assert scope["route"].path == "/score"  # the metrics' route label
+        assert inner.entered == 1
+        inner.release.set()
+        assert (await first)[0]["status"] == 200
+        assert app.in_progress == 0
+
+    asyncio.run(main())
+
+
+def test_a_client_still_sending_its_body_holds_no_place() -> None:
+    async def main() -> None:
+        inner = _HeldApp()
+        app = InferenceAdmission(inner, limit=1)
+        body_sent = asyncio.Event()
+        slow = asyncio.create_task(
+            _call(app, _scope("/encode"), _body(b"[", b"]", then_wait=body_sent))
+        )
+        await asyncio.sleep(0.01)
+        assert app.in_progress == 0
+        inner.release.set()
+        answered = await _call(app, _scope("/encode"), _body(b"{}"))
+        assert answered[0]["status"] == 200
+        body_sent.set()
+        await slow
+
+    asyncio.run(main())
+
+
+def test_protocol_inference_is_refused_in_its_own_words_and_other_routes_never() -> None:
+    async def main() -> None:
+        inner = _HeldApp()
+        app = InferenceAdmission(inner, limit=1)
+        first = asyncio.create_task(_call(app, _scope("/score"), _body(b"{}")))
+        await asyncio.sleep(0.01)
+        scope = _scope("/v2/models/m/versions/2/infer")
+        start, body = await _call(app, scope, _body(b"{}"))
+        assert start["status"] == 503
+        assert "error" in json.loads(body["body"])
+        assert scope["route"].path == "/v2/models/{name}/versions/{version}/infer"
+        others = [
+            asyncio.create_task(_call(app, _scope(path, method), _body(b"")))
+            for path, method in [("/models", "GET"), ("/train", "POST"), ("/score", "GET")]
+        ]
+        await asyncio.sleep(0.01)
+        assert inner.entered == 4  # none of them was refused
+        inner.release.set()
+        await asyncio.gather(first, *others)
+
+    asyncio.run(main())
+
+
+def test_requests_one_after_another_never_meet_the_limit(settings: Settings) -> None:
+    one = settings.model_copy(update={"max_inference_in_progress": 1})
+    with TestClient(create_app(one)) as client:
+        for _ in range(5):
+            assert (
+                client.post("/score", json={"vectors": [[0.1, 0.2, 0.3, 0.4]]}).status_code == 200
+            )
