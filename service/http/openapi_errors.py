@@ -62,6 +62,8 @@ def _document_operation(operation: dict[str, Any], v2: bool) -> None:
         responses.setdefault("400", _error(reference, "400"))
     if operation.get("security"):
         responses.setdefault("401", _error(reference, "401"))
+    else:  # open under the server's settings (service/http/openapi_security.py)
+        responses.pop("401", None)
     for status, response in responses.items():
         if status.startswith("4") or status.startswith("5"):
             response["content"] = {"application/json": {"schema": {"$ref": reference}}}

@@ -5,20 +5,40 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
 from core.config import TrainConfig
+from core.datasets import DATASET_ID
 from core.jobs.records import JobRecord, JobStatus
 from core.manifest import FeatureName
+from core.repository import NAME_PATTERN
+from core.rules import MIN_ROWS
 from core.vectors import Rows
+
+# The JSON schema says what the validator below requires: one of the two, not null.
+_EXACTLY_ONE: JsonDict = {
+    "oneOf": [
+        {"required": ["vectors"], "properties": {"vectors": {"type": "array"}}},
+        {"required": ["dataset"], "properties": {"dataset": {"type": "string"}}},
+    ]
+}
 
 
 class TrainData(BaseModel):
     """Exactly one of `vectors` (inline rows) or `dataset` (an id from POST /datasets)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_EXACTLY_ONE)
 
-    vectors: Rows | None = Field(default=None, description="Training rows, n × d.")
-    dataset: str | None = Field(default=None, description="Id returned by POST /datasets.")
+    vectors: Rows | None = Field(
+        default=None,
+        description=f"Training rows, n × d: at least {MIN_ROWS}, all as wide.",
+        json_schema_extra={"minItems": MIN_ROWS},  # checked by core/rules.py, with its message
+    )
+    dataset: str | None = Field(
+        default=None,
+        description="Id returned by POST /datasets.",
+        json_schema_extra={"pattern": f"^{DATASET_ID.pattern}$"},  # else a 422 naming the id
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> TrainData:
@@ -30,7 +50,12 @@ class TrainData(BaseModel):
 class TrainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Model to train a new version of.", examples=["cardio"])
+    name: str = Field(
+        description="Model to train a new version of.",
+        examples=["cardio"],
+        # Checked by core/repository.py's check_name, whose message says what a name may hold.
+        json_schema_extra={"pattern": f"^{NAME_PATTERN.pattern}$"},
+    )
     data: TrainData
     config: TrainConfig = Field(
         default_factory=TrainConfig, description="Training configuration; every field optional."

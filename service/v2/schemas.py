@@ -7,7 +7,7 @@ server ignores what it does not understand.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
@@ -63,9 +63,17 @@ class RequestParameters(_Parameters):
     )
 
 
+INT64_MAX = 2**63 - 1
+"""Where the JSON schema bounds the protocol's integers: larger ones are read as floats, and
+refused."""
+
+
 class InputParameters(_Parameters):
     binary_data_size: StrictInt | None = Field(
-        default=None, ge=0, description="Bytes of this input in the binary section of the body."
+        default=None,
+        ge=0,
+        description="Bytes of this input in the binary section of the body.",
+        json_schema_extra={"maximum": INT64_MAX},
     )
 
 
@@ -81,7 +89,7 @@ class _Request(BaseModel):
 
 class RequestInput(_Request):
     name: str
-    shape: list[StrictInt]
+    shape: list[Annotated[StrictInt, Field(json_schema_extra={"minimum": 0, "maximum": INT64_MAX})]]
     datatype: str
     parameters: InputParameters = Field(default_factory=InputParameters)
     data: list[Any] | None = Field(

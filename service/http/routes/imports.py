@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Response, UploadFile
+from fastapi import APIRouter, File, Form, Response, UploadFile
 
 from core.config import Loss
+from core.datasets import DATASET_ID
 from core.importing import ImportOptions, ImportScaling
 from core.model_files import ModelFileStore
+from core.repository import NAME_PATTERN
 from service.http.deps import AdminKey, DatasetsDep, JobsDep, RepositoryDep, SettingsDep
 from service.http.schemas import ErrorResponse
 from service.jobs.importing import ImportUpload, prepare_import
@@ -36,14 +38,25 @@ def import_model(
     datasets: DatasetsDep,
     repository: RepositoryDep,
     settings: SettingsDep,
-    file: Annotated[UploadFile, Form(description="The ONNX file or TorchScript module.")],
-    name: Annotated[str, Form(description="Model to import a new version of.")],
+    file: Annotated[UploadFile, File(description="The ONNX file or TorchScript module.")],
+    name: Annotated[
+        str,
+        Form(
+            description="Model to import a new version of.",
+            # Checked by core/repository.py's check_name, whose message says what a name may hold.
+            json_schema_extra={"pattern": f"^{NAME_PATTERN.pattern}$"},
+        ),
+    ],
     calibration: Annotated[
         UploadFile | None,
-        Form(description="Normal rows (.csv, .npy, .npz, .parquet): threshold and p-values."),
+        File(description="Normal rows (.csv, .npy, .npz, .parquet): threshold and p-values."),
     ] = None,
     dataset: Annotated[
-        str | None, Form(description="Or the id of stored normal rows (POST /datasets).")
+        str | None,
+        Form(
+            description="Or the id of stored normal rows (POST /datasets).",
+            json_schema_extra={"pattern": f"^{DATASET_ID.pattern}$"},
+        ),
     ] = None,
     scaling: Annotated[ImportScaling, Form(description=_about("scaling"))] = "none",
     loss: Annotated[Loss, Form(description=_about("loss"))] = "mse",
