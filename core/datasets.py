@@ -7,6 +7,7 @@ folder is shared with Celery workers, which is how large data reaches them witho
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import shutil
@@ -142,6 +143,26 @@ class DatasetStore:
         metas = [path for path in self.root.glob("*.json") if DATASET_ID.fullmatch(path.stem)]
         metas.sort(key=lambda path: path.stat().st_mtime, reverse=True)
         return [DatasetInfo.model_validate_json(path.read_text()) for path in metas]
+
+    def touch(self, dataset: str) -> None:
+        """Mark the dataset as used now (a job was submitted on it), for the retention sweep;
+        DatasetNotFound if it is gone."""
+        self.info(dataset)
+        try:
+            os.utime(self._meta_path(dataset))
+        except FileNotFoundError:
+            raise DatasetNotFound(f"dataset {dataset!r} does not exist") from None
+
+    def untouched_since(self, cutoff: datetime) -> builtins.list[str]:
+        """Datasets neither stored nor trained on since `cutoff`."""
+        if not self.root.is_dir():
+            return []
+        limit = cutoff.timestamp()
+        return [
+            path.stem
+            for path in self.root.glob("*.json")
+            if DATASET_ID.fullmatch(path.stem) and path.stat().st_mtime < limit
+        ]
 
     def delete(self, dataset: str) -> DatasetInfo:
         """Remove a dataset: its `.json` first, so it stops existing before its rows go."""

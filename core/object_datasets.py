@@ -8,7 +8,9 @@ checked against the sha256 the `.json` records, as the folder store does.
 
 from __future__ import annotations
 
+import builtins
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +83,27 @@ class ObjectDatasetStore(DatasetStore):
         ]
         found.sort(key=lambda meta: meta["last_modified"], reverse=True)
         return [self.info(meta["path"][:-5]) for meta in found]
+
+    def touch(self, dataset: str) -> None:
+        """The `.json` written again: its modification time is what the sweep reads."""
+        import obstore
+
+        meta = self.info(dataset).model_dump_json().encode()
+        self._call("touching", lambda: obstore.put(self.store, f"{dataset}.json", meta))
+
+    def untouched_since(self, cutoff: datetime) -> builtins.list[str]:
+        import obstore
+
+        def metas() -> list[Any]:
+            return [meta for batch in obstore.list(self.store, None) for meta in batch]
+
+        return [
+            meta["path"][:-5]
+            for meta in self._call("listing datasets", metas)
+            if meta["path"].endswith(".json")
+            and DATASET_ID.fullmatch(meta["path"][:-5])
+            and meta["last_modified"] < cutoff
+        ]
 
     def delete(self, dataset: str) -> DatasetInfo:
         import obstore

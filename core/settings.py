@@ -160,6 +160,14 @@ class Settings(BaseSettings):
     job_heartbeat_timeout_s: float = Field(default=15.0, gt=0)
     """A running job not seen alive for this long (by the API process that started it, or by the
     heartbeat of its Celery worker) has failed, "interrupted"."""
+    job_retention_s: float | None = Field(default=7 * 24 * 3600.0, gt=0)
+    """Finished jobs (succeeded, failed, cancelled) are removed this long after they finished:
+    their SQLite rows (local backend), their Celery results and job index entries in Redis
+    (Celery backend); checked every minute by each API process. Unset keeps them forever."""
+    dataset_retention_s: float | None = Field(default=None, gt=0)
+    """Datasets not stored or trained on for this long, and named by no queued or running job,
+    are removed (checked every minute by each API process). Unset (the default) keeps them
+    until DELETE /datasets/{id}."""
 
     @field_validator("model_repository", mode="before")
     @classmethod

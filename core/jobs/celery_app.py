@@ -8,7 +8,9 @@ TRAIN_TASK = "aeserve.train"
 QUEUE = "aeserve.training"
 
 
-def make_celery(broker_url: str) -> Celery:
+def make_celery(broker_url: str, result_expires_s: float | None = None) -> Celery:
+    """`result_expires_s`: a task's result is removed this long after it was last written
+    (Redis key expiry; None keeps it)."""
     app = Celery("aeserve", broker=broker_url, backend=broker_url)
     app.conf.update(
         task_serializer="json",
@@ -25,7 +27,7 @@ def make_celery(broker_url: str) -> Celery:
         # The task reports PROGRESS itself, after its first heartbeat; a STARTED state without a
         # heartbeat would look like a dead worker.
         task_track_started=False,
-        result_expires=None,
+        result_expires=None if result_expires_s is None else round(result_expires_s),
         result_extended=False,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,

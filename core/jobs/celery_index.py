@@ -4,6 +4,8 @@ Celery's result store knows a task's state by id but cannot list tasks, and has 
 job's name or submission time, nor for the rule that a cancelled job must never publish. Keys:
 
 - `aeserve:jobs`: sorted set of job ids by submission time (the listing, newest first);
+- `aeserve:jobs:finished`: sorted set of the jobs an API process's sweep saw finished, by when
+  they finished: the others are the unfinished ones, and the oldest here are removed first;
 - `aeserve:job:<id>`: hash with `spec`, `created_at`, `fate` (set once: cancelled, publishing or
   lost), `started` (which delivery of the task runs it) and, once an API process has decided how
   the job ended without the task (cancelled, lost), `status`, `error` and `finished_at`;
@@ -12,14 +14,19 @@ job's name or submission time, nor for the rule that a cancelled job must never 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import redis
+from redis.lock import Lock
 
 from core.errors import JobNotFound
 from core.jobs.records import Fate, JobSpec, utc_now
 
 _JOBS = "aeserve:jobs"
+_FINISHED = "aeserve:jobs:finished"
+BATCH = 200
+"""Jobs read per pipeline: one round trip each."""
 
 
 def _job(job_id: str) -> str:
@@ -51,6 +58,57 @@ class JobIndex:
         if not fields:
             raise JobNotFound(f"job {job_id!r} does not exist")
         return fields
+
+    def entries(
+        self, job_ids: list[str], result_key: Callable[[str], str]
+    ) -> Iterator[tuple[str, dict[str, str], str | None]]:
+        """Each job's hash and its result (`result_key(job_id)`), a pipelined batch at a time;
+        ids with no hash (removed meanwhile) are left out."""
+        for start in range(0, len(job_ids), BATCH):
+            batch = job_ids[start : start + BATCH]
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in batch:
+                pipe.hgetall(_job(job_id))
+                pipe.get(result_key(job_id))
+            replies = pipe.execute()
+            for i, job_id in enumerate(batch):
+                if replies[2 * i]:
+                    yield job_id, replies[2 * i], replies[2 * i + 1]
+
+    def unsettled(self) -> list[str]:
+        """Jobs not yet seen finished by a sweep: the unfinished ones, and a few just finished."""
+        ids: list[str] = self.client.zdiff([_JOBS, _FINISHED])  # type: ignore[assignment]
+        return ids
+
+    def alive_many(self, job_ids: list[str]) -> list[bool]:
+        pipe = self.client.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.exists(_alive(job_id))
+        return [bool(n) for n in pipe.execute()]
+
+    def settle(self, finished_at: dict[str, float]) -> None:
+        """Note jobs as finished, at these times (seconds since the epoch)."""
+        if finished_at:
+            self.client.zadd(_FINISHED, finished_at)
+
+    def remove_finished_before(self, cutoff: float, result_key: Callable[[str], str]) -> int:
+        """Remove the jobs that finished before `cutoff`: index entries and Celery results."""
+        ids: list[str] = self.client.zrangebyscore(_FINISHED, "-inf", f"({cutoff}")  # type: ignore[assignment]
+        for start in range(0, len(ids), BATCH):
+            batch = ids[start : start + BATCH]
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zrem(_JOBS, *batch)
+            pipe.zrem(_FINISHED, *batch)
+            pipe.delete(*[_job(job_id) for job_id in batch])
+            pipe.delete(*[result_key(job_id) for job_id in batch])
+            pipe.execute()
+        return len(ids)
+
+    def lock(self, name: str, timeout_s: float) -> Lock:
+        """A lock every API replica sees; it expires if its holder dies."""
+        return Lock(
+            self.client, f"aeserve:lock:{name}", timeout=timeout_s, blocking_timeout=timeout_s
+        )
 
     def newest(self, limit: int) -> list[str]:
         ids: list[str] = self.client.zrevrange(_JOBS, 0, limit - 1)  # type: ignore[assignment]

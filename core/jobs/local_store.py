@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from core.errors import Conflict, JobNotFound
@@ -44,6 +45,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     heartbeat_at REAL      -- time.time() when its dispatcher last saw it alive
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
 """
 
 
@@ -136,6 +138,16 @@ class JobStore:
         with self._connect() as conn:
             rows = conn.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
             return {row["status"]: row["n"] for row in rows}
+
+    def unfinished_using(self, dataset: str) -> builtins.list[str]:
+        """Ids of the queued and running jobs that read `dataset`."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT job_id FROM jobs WHERE status IN ('queued', 'running') "
+                "AND json_extract(spec, '$.dataset') = ? ORDER BY seq",
+                (dataset,),
+            ).fetchall()
+        return [row["job_id"] for row in rows]
 
     def running(self) -> builtins.list[RunningJob]:
         with self._connect() as conn:
@@ -237,6 +249,16 @@ class JobStore:
                 (error, utc_now().isoformat(), job_id),
             )
             return cursor.rowcount == 1
+
+    def remove_finished_before(self, cutoff: datetime) -> int:
+        """Delete the records of jobs that finished before `cutoff`; how many went."""
+        with self._connect() as conn:
+            cursor = conn.execute(
+                "DELETE FROM jobs WHERE finished_at < ? "
+                "AND status IN ('succeeded', 'failed', 'cancelled')",
+                (cutoff.astimezone(UTC).isoformat(),),
+            )
+            return cursor.rowcount
 
     def request_cancel(self, job_id: str) -> JobRecord:
         """Seal a queued or running job as cancelled; a queued one is cancelled at once."""

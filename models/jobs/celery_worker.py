@@ -84,7 +84,7 @@ def train(task: Task, settings: Settings, job_id: str, spec: JobSpec) -> dict[st
 
 def worker_app(settings: Settings) -> Celery:
     """The Celery app with the training task registered, bound to these settings."""
-    app = make_celery(settings.broker_url)
+    app = make_celery(settings.broker_url, settings.job_retention_s)
 
     @app.task(name=TRAIN_TASK, bind=True)  # type: ignore[untyped-decorator]
     def train_task(self: Task, job_id: str, spec: dict[str, Any]) -> dict[str, Any]:

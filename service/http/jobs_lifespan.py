@@ -11,6 +11,7 @@ from core.settings import Settings
 from core.storage import open_datasets
 from service.jobs import create_backend
 from service.jobs.job_metrics import watch_job_counts
+from service.jobs.sweeper import Sweeper
 from service.observability.metrics import Metrics
 
 
@@ -26,7 +27,10 @@ def training_jobs(app: FastAPI) -> Iterator[None]:
     state.datasets = open_datasets(settings)
     state.datasets.limits = settings.dataset_limits  # uploads beyond them are a 413
     watch_job_counts(metrics.jobs, backend)
+    sweeper = Sweeper(backend, state.datasets, settings)
+    sweeper.start()
     try:
         yield
     finally:
+        sweeper.stop()
         backend.stop()

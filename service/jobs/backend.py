@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
+from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Protocol
 
 from core.jobs.records import JobRecord, JobSpec
@@ -33,3 +36,15 @@ class JobBackend(Protocol):
 
     def counts(self) -> dict[str, int]:
         """Jobs by status, for the metrics."""
+
+    def dataset_lock(self, dataset: str) -> AbstractContextManager[None]:
+        """Held by every API process while it checks a dataset and records a job on it, or
+        checks that no unfinished job uses it and deletes it: the two never interleave."""
+
+    def unfinished_using(self, dataset: str) -> builtins.list[str]:
+        """Ids of the queued and running jobs that read `dataset`."""
+
+    def sweep(self, finished_before: datetime | None) -> int:
+        """Periodic housekeeping (service/jobs/sweeper.py): end jobs whose process is gone, and
+        remove the records of jobs that finished before `finished_before` (None: keep them).
+        Returns how many records went. Reads never change a job; this does."""

@@ -13,6 +13,7 @@ from core.jobs.records import JobRecord, JobSpec
 from core.manifest import check_feature_names
 from core.repository import Repository, check_name
 from service.jobs.backend import JobBackend
+from service.jobs.dataset_use import record_job
 from service.jobs.schemas import TrainRequest
 
 
@@ -23,7 +24,7 @@ def submit(
     repository: Repository,
     max_parameters: int = MAX_PARAMETERS,
 ) -> JobRecord:
-    return jobs.submit(prepare(request, datasets, repository, max_parameters))
+    return record_job(prepare(request, datasets, repository, max_parameters), jobs, datasets)
 
 
 def prepare(

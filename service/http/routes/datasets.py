@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, UploadFile
 
 from core.datasets import DatasetInfo
-from core.errors import Conflict
 from service.http.deps import AdminKey, DatasetsDep, JobsDep
 from service.http.schemas import ErrorResponse
+from service.jobs.dataset_use import delete_unused
 from service.jobs.schemas import DatasetResponse
 
 router = APIRouter(prefix="/datasets", tags=["training"])
@@ -62,13 +62,4 @@ def get_dataset(dataset: str, datasets: DatasetsDep) -> DatasetResponse:
 )
 def delete_dataset(dataset: str, datasets: DatasetsDep, jobs: JobsDep) -> DatasetResponse:
     """Remove a dataset and its rows; refused (409) while a queued or running job trains on it."""
-    total = sum(jobs.counts().values())
-    training = [
-        job.job_id for job in jobs.list(total) if job.dataset == dataset and not job.finished
-    ]
-    if training:
-        raise Conflict(
-            f"dataset {dataset!r} is in use by unfinished job(s) {', '.join(training)}; "
-            "cancel them or wait until they end"
-        )
-    return _response(datasets.delete(dataset))  # 404 if there is no such dataset
+    return _response(delete_unused(dataset, jobs, datasets))  # 404 if there is no such dataset

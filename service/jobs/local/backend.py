@@ -12,6 +12,7 @@ later.
 from __future__ import annotations
 
 import builtins
+import fcntl
 import importlib
 import logging
 import multiprocessing
@@ -21,7 +22,10 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
@@ -127,6 +131,29 @@ class LocalBackend:
             time.sleep(0.05)
             record = self.store.get(job_id)
         return record
+
+    @contextmanager
+    def dataset_lock(self, dataset: str) -> Iterator[None]:
+        """One lock file beside the job database, shared by the API processes of this machine:
+        it is held for a dataset check and one SQLite write, so one lock for all datasets is
+        enough."""
+        lock_path = self.store.path.with_name(self.store.path.name + ".datasets-lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def unfinished_using(self, dataset: str) -> builtins.list[str]:
+        return self.store.unfinished_using(dataset)
+
+    def sweep(self, finished_before: datetime | None) -> int:
+        """Remove old finished records; lost jobs are ended by the dispatcher, every tick."""
+        if finished_before is None:
+            return 0
+        return self.store.remove_finished_before(finished_before)
 
     # -- dispatching ------------------------------------------------------------------------
 
