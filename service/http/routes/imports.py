@@ -13,6 +13,7 @@ from core.model_files import ModelFileStore
 from core.repository import NAME_PATTERN
 from service.http.deps import AdminKey, DatasetsDep, JobsDep, RepositoryDep, SettingsDep
 from service.http.schemas import ErrorResponse
+from service.jobs.dataset_use import record_job
 from service.jobs.importing import ImportUpload, prepare_import
 from service.jobs.schemas import TrainResponse
 
@@ -29,7 +30,7 @@ def _about(field: str) -> str:
     "/import",
     status_code=202,
     response_model=TrainResponse,
-    responses={status: {"model": ErrorResponse} for status in (401, 413, 422)},
+    responses={status: {"model": ErrorResponse} for status in (401, 409, 413, 422)},
     dependencies=[AdminKey],
 )
 def import_model(
@@ -92,6 +93,6 @@ def import_model(
         repository,
         settings.max_import_bytes,
     )
-    record = jobs.submit(spec)
+    record = record_job(spec, jobs, datasets)  # under the dataset's lock, as POST /train
     response.headers["Location"] = f"/jobs/{record.job_id}"
     return TrainResponse(job_id=record.job_id, status=record.status)

@@ -26,7 +26,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     "/train",
     status_code=202,
     response_model=TrainResponse,
-    responses=_errors(401, 413, 422),
+    responses=_errors(401, 409, 413, 422),
     dependencies=[AdminKey],
     openapi_extra=OPENAPI_BODY,  # read by TrainRequestDep, off the event loop
 )
