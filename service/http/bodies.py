@@ -140,6 +140,26 @@ def count_brackets(body: bytes, max_rows: int) -> int:
     return brackets
 
 
+class RowCount:
+    """A JSON body's `[` counted chunk by chunk as it arrives, so that a body of more than
+    `max_rows` rows is known as soon as its last byte is in: what arrives after the count
+    passes the limit is dropped, not kept for a parse that will not happen."""
+
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self.brackets = 0
+
+    def keep(self, chunk: bytes) -> bool:
+        """Counts `chunk`; whether the body is still worth keeping."""
+        self.brackets += chunk.count(b"[")
+        return self.brackets - 1 <= self.max_rows
+
+    def check(self) -> None:
+        """Refuses the whole body once it has arrived, if it holds too many rows."""
+        if self.brackets - 1 > self.max_rows:
+            rules.check_batch_size(self.brackets - 1, self.max_rows)
+
+
 def read_batch(
     body: bytes,
     content_type: str,

@@ -23,6 +23,7 @@ from core.settings import Settings
 from service.http import offload
 from service.http.auth import check_key
 from service.http.bodies import (
+    RowCount,
     ScoreOptions,
     count_brackets,
     is_npy,
@@ -221,9 +222,18 @@ async def _read(
     explain: bool,
     top: int | None = None,
 ) -> Batch:
-    body = await request.body()
-    route = getattr(request.scope.get("route"), "path", request.url.path)
     content_type = request.headers.get("content-type", "")
+    rows = None if is_npy(content_type) else RowCount(runtime.options.max_batch)
+    chunks: list[bytes] = []
+    async for chunk in request.stream():
+        if rows is None or rows.keep(chunk):
+            chunks.append(chunk)
+        else:
+            chunks.clear()  # a body of too many rows: counted to its end, not kept
+    if rows is not None:
+        rows.check()
+    body = b"".join(chunks)
+    route = getattr(request.scope.get("route"), "path", request.url.path)
     metrics = get_metrics(request)
     arguments = (body, content_type, schema, runtime, metrics, route, threshold, explain, top)
     return await decode_batch(request.scope, *arguments)

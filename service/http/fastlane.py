@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from core.errors import AeserveError
 from core.settings import Settings
 from service.http.auth import check_key
+from service.http.bodies import RowCount, is_npy
 from service.http.deps import Batch, BatchSchema, decode_batch, resolve_runtime
 from service.http.error_handlers import error_response
 from service.http.routes import inference
@@ -147,11 +148,12 @@ class InferenceFastLane:
         if settings.inference_requires_key:
             check_key(settings, _header(headers, b"authorization"))
         runtime = await resolve_runtime(scope, query.model, query.version)
-        body = await _read_body(receive)
+        content_type = _header(headers, b"content-type") or ""
+        rows = None if is_npy(content_type) else RowCount(runtime.options.max_batch)
+        body = await _read_body(receive, rows)
         if body is None:
             return None
         metrics: Metrics = state.metrics
-        content_type = _header(headers, b"content-type") or ""
         batch: Batch = await decode_batch(
             scope,
             body,
@@ -179,14 +181,21 @@ def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
     return value.decode("latin-1") if value is not None else None
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+async def _read_body(receive: Receive, rows: RowCount | None) -> bytes | None:
     """The whole body, None if the client left; the body-limit middleware around the lane
-    raises past the limit."""
+    raises past the limit, `rows` (a JSON body) once it holds too many rows."""
     chunks = []
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        if rows is None or rows.keep(chunk):
+            chunks.append(chunk)
+        else:
+            chunks.clear()
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            break
+    if rows is not None:
+        rows.check()
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

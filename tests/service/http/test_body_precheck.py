@@ -1,12 +1,12 @@
 """Sizes judged before parsing: a body with more rows or values than any request may have is
-refused from a count of its brackets or commas, never turned into numbers."""
+refused from a count of its brackets (as it arrives) or commas, never turned into numbers."""
 
 from __future__ import annotations
 
 import pytest
 
 from core.errors import InvalidInput
-from service.http.bodies import read_batch
+from service.http.bodies import RowCount, read_batch
 from service.http.json_matrix import count_brackets
 from service.http.schemas import ScoreRequest
 from service.v2 import wire
@@ -47,3 +47,16 @@ def test_a_v2_header_with_too_many_values_is_refused_before_it_is_parsed() -> No
         "rows of the model's widest tensor); send fewer rows per request"
     )
     wire.check_value_count(header, len(header), most=5000)  # within: left to the parser
+
+
+def test_rows_are_counted_as_the_body_arrives_and_the_excess_is_not_kept() -> None:
+    rows = RowCount(max_rows=10)
+    assert rows.keep(b'{"vectors": [' + b"[1, 2, 3]," * 5)
+    assert not rows.keep(b"[1, 2, 3]," * 6)  # 11 rows: nothing from here on is kept
+    assert not rows.keep(b"[1, 2, 3]]}")
+    with pytest.raises(InvalidInput) as refused:
+        rows.check()
+    assert refused.value.message == "batch has 12 rows; the limit is 10"
+    within = RowCount(max_rows=10)
+    assert within.keep(b'{"vectors": [' + b"[1, 2, 3]," * 9 + b"[1, 2, 3]]}")
+    within.check()
