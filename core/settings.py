@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     multiprocess files), so counters add up across workers. `aeserve serve --workers N` (N > 1)
     makes a fresh one when unset, and empties this one when set; unset with one worker, each
     process answers from memory."""
+    metrics_version_ttl_s: float = Field(default=600.0, ge=0)
+    """The request series of a model version this process no longer serves (neither active nor
+    cached) leave /metrics this long after it stopped serving it, so promotions do not add
+    series forever."""
     keep_alive_timeout_s: int = Field(default=5, ge=1)
     """An open connection with no request in progress is closed after this long, a new one
     included."""

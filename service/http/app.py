@@ -58,6 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     registry.start_watching(settings.reload_interval_s)
     app.state.repository = repository
     app.state.registry = registry
+    app.state.metrics.versions.served = registry.served_versions
     log.info(
         "serving %s",
         ", ".join(f"{r.name} v{r.version}" for r in registry.loaded()) or "no models yet",
@@ -89,7 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.metrics = Metrics(settings.metrics_dir)  # shared by the workers, if set
+    # Shared by the workers when metrics_dir is set.
+    app.state.metrics = Metrics(settings.metrics_dir, settings.metrics_version_ttl_s)
     app.state.decoding = decoding_limiter(settings.decode_threads)  # large bodies, off the loop
     processes = settings.decode_processes
     app.state.decoding_processes = DecodingProcesses(processes) if processes else None

@@ -116,6 +116,14 @@ class ModelRegistry:
         active = self._active
         return [active[name] for name in sorted(active)]
 
+    def served_versions(self) -> set[tuple[str, str]]:
+        """Every (model, version) this registry serves without a load: the active ones and
+        the cached ones, versions as text (the metrics' `version` label)."""
+        with self._cache_lock:
+            cached = list(self._cache)
+        active = [(runtime.name, runtime.version) for runtime in self._active.values()]
+        return {(name, str(version)) for name, version in [*active, *cached]}
+
     def get(self, name: str | None = None, version: int | None = None) -> ModelRuntime:
         """The runtime for a request: `name` None is the default model, `version` None the active.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,28 @@ class _Bulk(Collector):
     def fold(self) -> None:
         raise NotImplementedError
 
+    def forget(self, drop: Callable[[Labels], bool]) -> int:
+        """Remove every label set for which `drop` is true, all observations folded in first;
+        how many were removed."""
+        self.fold()
+        with self._folding:
+            gone = [labels for labels in self._label_sets() if drop(labels)]
+            for labels in gone:
+                self._remove(labels)
+        return len(gone)
+
+    def label_sets(self) -> list[Labels]:
+        """Every label set recorded so far, all observations folded in."""
+        self.fold()
+        with self._folding:
+            return self._label_sets()
+
+    def _label_sets(self) -> list[Labels]:
+        raise NotImplementedError
+
+    def _remove(self, labels: Labels) -> None:
+        raise NotImplementedError
+
 
 class BulkCounter(_Bulk):
     """A labelled counter (`NAME_total`)."""
@@ -67,6 +89,12 @@ class BulkCounter(_Bulk):
         with self._folding:
             for labels, amount in self._take():
                 self._totals[labels] = self._totals.get(labels, 0.0) + amount
+
+    def _label_sets(self) -> list[Labels]:
+        return list(self._totals)
+
+    def _remove(self, labels: Labels) -> None:
+        del self._totals[labels]
 
     def value(self, labels: Labels) -> float:
         self.fold()
@@ -148,6 +176,12 @@ class BulkHistogram(_Bulk):
         else:
             self._counts[labels] = counts
             self._sums[labels] = total
+
+    def _label_sets(self) -> list[Labels]:
+        return list(self._counts)
+
+    def _remove(self, labels: Labels) -> None:
+        del self._counts[labels], self._sums[labels]
 
     def describe(self) -> Iterator[Metric]:
         yield HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.observability.bulk_metrics import BulkCounter, BulkHistogram
 from service.observability.drift import ScoreDrift
 from service.observability.shared_metrics import SharedTotals
+from service.observability.version_series import VersionSeries
 
 if TYPE_CHECKING:
     from service.inference.runtime import ModelRuntime, ScoreResult
@@ -38,7 +39,7 @@ class Metrics:
     job store and the model store it reads), come from `process_registry`.
     """
 
-    def __init__(self, shared_dir: Path | None = None) -> None:
+    def __init__(self, shared_dir: Path | None = None, version_ttl_s: float = 600.0) -> None:
         self.registry = CollectorRegistry()
         self.process_registry = CollectorRegistry()
         self.requests = BulkCounter(
@@ -63,6 +64,8 @@ class Metrics:
         )
         self.anomalies = BulkCounter("aeserve_anomalies", "Rows flagged as anomalies.", ["model"])
         self.drift = ScoreDrift()
+        self.versions = VersionSeries((self.requests, self.latency), version_ttl_s)
+        """Forgets the series of versions no longer served; its `served` is set by the app."""
         bulk = (self.requests, self.latency, self.batch_rows, self.scores, self.anomalies)
         for collector in (*bulk, self.drift):
             self.registry.register(collector)
@@ -105,12 +108,14 @@ class Metrics:
                 [self.requests, self.anomalies],
                 [self.latency, self.batch_rows, self.scores],
                 {"aeserve_requests_in_flight": (in_flight_help, lambda: float(self.in_flight))},
+                self.versions.expire,
             )
         )
 
     def exposition(self) -> bytes:
         """What /metrics answers, in Prometheus' text format."""
         if self.shared is None:
+            self.versions.expire()
             return generate_latest(self.registry)
         return self.shared.exposition() + generate_latest(self.process_registry)
 

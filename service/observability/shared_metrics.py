@@ -50,9 +50,12 @@ class SharedTotals:
         counters: Iterable[BulkCounter],
         histograms: Iterable[BulkHistogram],
         gauges: dict[str, tuple[str, Callable[[], float]]],
+        expire: Callable[[], bool] = lambda: False,
     ) -> None:
-        """`gauges`: name → (help, reader), summed over the live processes (`livesum`)."""
+        """`gauges`: name → (help, reader), summed over the live processes (`livesum`);
+        `expire`, called before each write, forgets label sets and says whether it did."""
         self.directory = directory
+        self.expire = expire
         self.counters = list(counters)
         self.histograms = list(histograms)
         self.gauges = gauges
@@ -72,7 +75,11 @@ class SharedTotals:
         with self._writing:
             if self._closed.is_set():
                 return
-            counters, histograms = self._files["counter"], self._files["histogram"]
+            # An MmapedDict cannot delete a key: once label sets are forgotten, the totals go
+            # into new files that replace the old ones whole, so a scrape never sees them partly.
+            fresh = self._fresh_files() if self.expire() else {}
+            counters = fresh.get("counter", self._files["counter"])
+            histograms = fresh.get("histogram", self._files["histogram"])
             for counter in self.counters:
                 for labels, total in counter.totals():
                     key = mmap_key(
@@ -106,6 +113,23 @@ class SharedTotals:
             gauges = self._files["gauge_livesum"]
             for name, (documentation, read) in self.gauges.items():
                 gauges.write_value(mmap_key(name, name, [], [], documentation), read(), 0.0)
+            for kind, file in fresh.items():
+                os.replace(self.directory / f"{kind}_{os.getpid()}.db.new", self._path(kind))
+                self._files[kind].close()
+                self._files[kind] = file
+
+    def _path(self, kind: str) -> Path:
+        return self.directory / f"{kind}_{os.getpid()}.db"
+
+    def _fresh_files(self) -> dict[str, MmapedDict]:
+        """Empty counter and histogram files beside this process's, not yet merged by scrapes
+        (they end in `.new`, and only `*.db` is read)."""
+        fresh = {}
+        for kind in ("counter", "histogram"):
+            path = self.directory / f"{kind}_{os.getpid()}.db.new"
+            path.unlink(missing_ok=True)
+            fresh[kind] = MmapedDict(str(path))
+        return fresh
 
     def exposition(self) -> bytes:
         """Every process's totals, merged, in Prometheus' text format."""
