@@ -113,7 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(InferenceFastLane, fastapi=app)
     # Inside the metrics, so that the requests it refuses are counted.
     app.add_middleware(InferenceAdmission, limit=settings.max_inference_in_progress)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    # Added last so it runs first: oversized bodies are refused before anything reads them.
+    # Oversized bodies are refused before anything reads them, and inside the metrics, so that
+    # a 413 is counted as one, whether the Content-Length or the bytes counted went over.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
