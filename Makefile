@@ -10,7 +10,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 REPOSITORY ?= model-repository
 
-.PHONY: install run test lint bench bench-quality default-model clean
+.PHONY: install run test lint bench bench-quality reliability default-model clean
 
 install: $(STAMP)
 
@@ -44,6 +44,11 @@ test: lint
 
 bench: install
 	$(BIN)/python -m bench.serving
+
+# Hostile and heavy clients against real servers on loopback (bench/reliability.py; about 20
+# minutes, a 10-minute soak included); writes bench/results/reliability.md.
+reliability: install
+	$(BIN)/python -m bench.reliability $(ARGS)
 
 # Reads ADBench's 26 data sets from ../shared/data/adbench (or AESERVE_ADBENCH_DIR), outside the
 # repository; it stops with a message saying so when they are not there (docs/quality.md).

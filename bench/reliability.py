@@ -1,13 +1,14 @@
 """How the server holds up against hostile and heavy clients, measured against real servers on
 loopback; writes bench/results/reliability.md.
 
-    python -m bench.reliability                      # every scenario, this checkout
+    make reliability                                 # every scenario, this checkout
+    python -m bench.reliability                      # the same
     python -m bench.reliability attack idle          # some of them
     python -m bench.reliability --source DIR --out F # another checkout's service (e.g. a
                                                      # `git archive` of an older commit)
 
-Scenarios (each starts its own `aeserve serve` on the bench models of bench/.work, see
-bench/prepare.py; `make bench` trains them):
+Scenarios (each starts its own `aeserve serve` on the bench models of bench/.work, trained on
+first use by bench/prepare.py):
 
 - `attack`: a normal client's batch-1 /score latency alone, then while two clients post 60 MB
   JSON bodies that simdjson's fast path declines (a duplicate key, a string in the last row, an
@@ -20,6 +21,9 @@ bench/prepare.py; `make bench` trains them):
   server closes them, and a normal request's latency meanwhile.
 - `workers`: `--workers 2`; the request counters of /metrics against the requests sent, on
   several scrapes.
+- `soak`: 10 minutes (AESERVE_SOAK_S) of mixed traffic (JSON batch 1 and 64, `.npy`, v2
+  binary) with a training job and two promotions in the middle: failures, the API process's RSS
+  from minute 1 to the end, latencies (bench/soak.py).
 
 Latencies are wall-clock on a shared machine: compare the rows of one run, not runs.
 """
@@ -46,13 +50,15 @@ from pathlib import Path
 import numpy as np
 
 from bench import open_loop
-from bench.prepare import ROOT, WORK
+from bench import soak as soak_run
+from bench.prepare import ROOT, WORK, models
 from bench.servers import free_port
 
 REPOSITORY = WORK / "repository"
 MODEL = "mnist784"
 DIM = 784
 BIG_BYTES = 60 * 1024 * 1024
+SOAK_S = float(os.environ.get("AESERVE_SOAK_S", 600))  # the soak's length; 600 s by default
 
 
 @dataclass
@@ -407,7 +413,28 @@ def workers(source: Path, lines: list[str]) -> None:
     lines.append("")
 
 
-SCENARIOS = {"attack": attack, "overload": overload, "idle": idle, "workers": workers}
+def soak(source: Path, lines: list[str]) -> None:
+    minutes = SOAK_S / 60
+    lines += [f"## A {minutes:g}-minute soak: mixed traffic, a training job, two promotions", ""]
+    traffic = soak_run.Traffic({kind.label: Latencies() for kind in soak_run.kinds(MODEL, DIM)})
+    with serving(source, {}) as server:
+        lines += soak_run.run(server, MODEL, DIM, SOAK_S, traffic)
+    lines.append("")
+
+
+SCENARIOS = {
+    "attack": attack,
+    "overload": overload,
+    "idle": idle,
+    "workers": workers,
+    "soak": soak,
+}
+
+
+def _shown(path: Path) -> str:
+    """A path as the results name it: relative to the repository when inside it."""
+    path = path.resolve()
+    return "this checkout" if path == ROOT else str(path).replace(str(ROOT), ".")
 
 
 def main() -> None:
@@ -419,15 +446,14 @@ def main() -> None:
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
         parser.error(f"no scenario {', '.join(sorted(unknown))}; there are {', '.join(SCENARIOS)}")
-    if not (REPOSITORY / MODEL).exists():
-        raise SystemExit(f"no {MODEL} model in {REPOSITORY}: run `make bench` once to train it")
+    models(REPOSITORY)  # the serving benchmark's models, trained on first use
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=args.source, capture_output=True, text=True
     ).stdout.strip()
     lines = [
         "# Reliability under hostile and heavy clients",
         "",
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, service from {args.source} "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, service from {_shown(args.source)} "
         f"({commit or 'not a git checkout'}), {os.cpu_count()} CPUs. Command: "
         f"`python -m bench.reliability {' '.join(sys.argv[1:])}`",
         "",
