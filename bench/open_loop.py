@@ -1,10 +1,11 @@
 """Closed- and open-loop HTTP/1.1 load on loopback, for bench/reliability.py's `overload`.
 
 Closed loop: a fixed number of clients, each sending its next request when the last is answered,
-measures the rate at which the server saturates. Open loop: requests leave at a fixed rate
-whatever the answers (a request due while every connection waits gets a new connection), the way
-independent clients arrive; a server that queues without bound shows it as latency growing for
-as long as the run lasts, one that sheds load as fast refusals.
+measures the rate at which the server saturates. Open loop: requests fall due at a fixed rate
+whatever the answers, over a bounded pool of connections (as wrk2 sends them: a request due while
+every connection is busy waits for one, its latency counted from when it was due); a server that
+queues without bound shows it as latency growing for as long as the run lasts, one that sheds
+load as fast refusals.
 
 A few lines of asyncio streams rather than an HTTP client library: the generator shares the
 machine's cores with the server, and a library's per-request cost (httpx: ~10x these) would be
@@ -115,29 +116,37 @@ async def closed_loop(port: int, request: bytes, clients: int, seconds: float) -
 
 
 async def open_loop(
-    port: int, request: bytes, rate: float, seconds: float, timeout: float = 30
+    port: int,
+    request: bytes,
+    rate: float,
+    seconds: float,
+    connections: int = 256,
+    timeout: float = 30,
 ) -> Outcome:
-    """`rate` requests a second for `seconds`, each on an idle connection or a new one."""
+    """`rate` requests a second for `seconds` over at most `connections` connections, as wrk2
+    sends them: a request due while every connection is busy waits for one, and its latency
+    counts from when it was due, so a server that falls behind is charged for it."""
     outcome = Outcome(seconds)
     idle: list[_Connection] = []
+    pool = asyncio.Semaphore(connections)
 
-    async def one() -> None:
-        started = time.perf_counter()
+    async def one(due: float) -> None:
         connection: _Connection | None = None
-        try:
-            connection = idle.pop() if idle else await _connect(port)
-            exchange = connection.exchange(request)
-            status, retry_after = await asyncio.wait_for(exchange, timeout)
-        except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
-            if connection is not None:
-                connection.close()
-            # A 503 with `Connection: close` is an answer; anything else here is none.
-            status = getattr(exc, "status", 0)
-            retry_after = getattr(exc, "retry_after", False)
-        else:
-            idle.append(connection)
+        async with pool:
+            try:
+                connection = idle.pop() if idle else await _connect(port)
+                exchange = connection.exchange(request)
+                status, retry_after = await asyncio.wait_for(exchange, timeout)
+            except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
+                if connection is not None:
+                    connection.close()
+                # A 503 with `Connection: close` is an answer; anything else here is none.
+                status = getattr(exc, "status", 0)
+                retry_after = getattr(exc, "retry_after", False)
+            else:
+                idle.append(connection)
         outcome.statuses.append(status)
-        outcome.latencies.append(time.perf_counter() - started)
+        outcome.latencies.append(time.perf_counter() - due)
         outcome.retry_after += retry_after
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -149,7 +158,7 @@ async def open_loop(
         wait = due - time.perf_counter()
         if wait > 0:
             await asyncio.sleep(wait)
-        tasks.append(asyncio.create_task(one()))
+        tasks.append(asyncio.create_task(one(due)))
     await asyncio.gather(*tasks)
     for connection in idle:
         connection.close()

@@ -92,7 +92,10 @@ def _children(pid: int) -> list[int]:
 
 
 @contextmanager
-def serving(source: Path, env: dict[str, str], workers: int = 1) -> Iterator[Server]:
+def serving(
+    source: Path, env: dict[str, str], workers: int = 1, cpus: set[int] | None = None
+) -> Iterator[Server]:
+    """`aeserve serve` on the bench model; on the CPUs `cpus` only, if given."""
     port = free_port()
     log = WORK / f"reliability-{port}.log"
     aeserve = str(Path(sys.executable).parent / "aeserve")
@@ -112,6 +115,7 @@ def serving(source: Path, env: dict[str, str], workers: int = 1) -> Iterator[Ser
             cwd=source,
             stdout=out,
             stderr=subprocess.STDOUT,
+            preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
         )
     server = Server(port, process, log)
     try:
@@ -309,31 +313,45 @@ def overload(source: Path, lines: list[str]) -> None:
     lines += ["## Open-loop load at twice the saturation rate", ""]
     body = (WORK / f"{MODEL}-64.npy").read_bytes()  # 64 rows, as the serving benchmark sends
     request = open_loop.request_bytes("/score", body, "application/x-npy")
-    with serving(source, {}) as server:
-        asyncio.run(open_loop.closed_loop(server.port, request, 16, 2))  # warm-up
-        saturated = asyncio.run(open_loop.closed_loop(server.port, request, 16, 10))
-        throughput = saturated.rate()
-        lines.append(
-            f"- saturation (16 clients, closed loop, 10 s): {throughput:.0f} requests/s "
-            f"answered 200, p50 {saturated.percentile_ms(50):.1f} ms, p99 "
-            f"{saturated.percentile_ms(99):.1f} ms"
-        )
-        rate = 2 * throughput
-        loaded = asyncio.run(open_loop.open_loop(server.port, request, rate, 15))
-        sent = len(loaded.statuses)
-        others = {s: loaded.count(s) for s in sorted(set(loaded.statuses)) if s not in (200, 503)}
-        lines.append(
-            f"- open loop at {rate:.0f} requests/s for 15 s ({sent} sent): goodput "
-            f"{loaded.rate():.0f} requests/s answered 200 ({loaded.rate() / throughput:.0%} of "
-            f"saturation), p50 {loaded.percentile_ms(50):.1f} ms, p99 "
-            f"{loaded.percentile_ms(99):.1f} ms, max {loaded.percentile_ms(100):.0f} ms"
-        )
-        lines.append(
-            f"- 503: {loaded.count(503)} ({loaded.count(503) / sent:.0%}), "
-            f"{loaded.retry_after} with Retry-After, p99 {loaded.percentile_ms(99, 503):.1f} ms; "
-            f"other answers {others or 'none'} (0: no answer within 30 s)"
-        )
+    # The server on one CPU and this generator on another, so that neither takes the other's
+    # time: sharing both, the generator's work at twice the rate left the server less CPU than
+    # it had when its saturation was measured.
+    server_cpus, generator_cpus = ({0}, {1}) if (os.cpu_count() or 1) > 1 else (None, None)
+    affinity = os.sched_getaffinity(0)
+    if generator_cpus:
+        os.sched_setaffinity(0, generator_cpus)
+        lines.append("- the server runs on CPU 0, the load generator on CPU 1")
+    try:
+        for limit in (None, 32):
+            env = {} if limit is None else {"AESERVE_MAX_INFERENCE_IN_PROGRESS": str(limit)}
+            label = "default max_inference_in_progress (128)" if limit is None else f"{limit}"
+            with serving(source, env, cpus=server_cpus) as server:
+                lines.append(f"- max_inference_in_progress {label}:")
+                lines += [f"  {line}" for line in _overload_once(server.port, request)]
+    finally:
+        os.sched_setaffinity(0, affinity)
     lines.append("")
+
+
+def _overload_once(port: int, request: bytes) -> list[str]:
+    asyncio.run(open_loop.closed_loop(port, request, 16, 2))  # warm-up
+    saturated = asyncio.run(open_loop.closed_loop(port, request, 16, 10))
+    throughput = saturated.rate()
+    rate = 2 * throughput
+    loaded = asyncio.run(open_loop.open_loop(port, request, rate, 15))
+    sent = len(loaded.statuses)
+    others = {s: loaded.count(s) for s in sorted(set(loaded.statuses)) if s not in (200, 503)}
+    return [
+        f"- saturation (16 clients, closed loop, 10 s): {throughput:.0f} requests/s answered "
+        f"200, p50 {saturated.percentile_ms(50):.1f} ms, p99 {saturated.percentile_ms(99):.1f} ms",
+        f"- open loop at {rate:.0f} requests/s for 15 s ({sent} sent over at most 256 "
+        f"connections, latency from when each was due): goodput {loaded.rate():.0f} requests/s "
+        f"answered 200 ({loaded.rate() / throughput:.0%} of saturation), p50 "
+        f"{loaded.percentile_ms(50):.1f} ms, p99 {loaded.percentile_ms(99):.1f} ms",
+        f"- 503: {loaded.count(503)} ({loaded.count(503) / sent:.0%}), {loaded.retry_after} with "
+        f"Retry-After, p99 {loaded.percentile_ms(99, 503):.1f} ms; other answers "
+        f"{others or 'none'} (0: no answer within 30 s)",
+    ]
 
 
 def idle(source: Path, lines: list[str]) -> None:

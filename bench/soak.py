@@ -120,7 +120,9 @@ def client(server: Server, all_kinds: list[Kind], traffic: Traffic, stop: thread
     connection.close()
 
 
-def _call(server: Server, method: str, path: str, body: object = None) -> tuple[int, dict[str, Any]]:
+def _call(
+    server: Server, method: str, path: str, body: object = None
+) -> tuple[int, dict[str, Any]]:
     connection = server.connection(60)
     try:
         payload = None if body is None else json.dumps(body).encode()

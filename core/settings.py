@@ -90,8 +90,9 @@ class Settings(BaseSettings):
     request that finds nothing waiting is taken whatever its size."""
     max_inference_in_progress: int | None = Field(default=128, ge=1)
     """Most inference requests per process being worked on (body received, not yet answered);
-    beyond it a request gets 503 with `Retry-After` as soon as its head arrives, its body unread
-    (unset: no bound). Requests in progress share one event loop, so each waits in proportion to
+    beyond it a request gets 503 with `Retry-After` (service/http/admission.py: a body of up to
+    1 MiB is read and dropped, keeping the connection; a larger one is not read) (unset: no
+    bound). Requests in progress share one event loop, so each waits in proportion to
     their number: the bound keeps latency short when more arrive than the server can answer."""
     request_timeout_s: float | None = Field(default=10.0, gt=0)
     """Deadline of an inference request once its rows are queued: past it the client gets 504

@@ -4,8 +4,12 @@ Under a load above what the server can answer, the requests that wait are not on
 batcher's bounded queue: every request whose body is read, decoded and answered shares the one
 event loop with all the others, so each waits in proportion to how many there are (Little's law:
 1,000 open requests at 600 answered a second is 1.6 s each). A bound on requests in progress
-keeps that wait short; the excess is refused as soon as its head arrives, before its body is
-read, with `Retry-After` and the connection closed, which costs the loop far less than serving it.
+keeps that wait short; the excess is refused with `Retry-After`, which costs the loop far less
+than serving it. A body of at most `DRAIN_BYTES` (as declared) is read and dropped first, so the
+connection stays open for the client's next request: closing it made every refused client
+connect again, and under overload the new connections piled up past uvicorn's own limit (whose
+503s carry no `Retry-After`). A larger or chunked body is refused as soon as the head arrives,
+unread, and the connection closed.
 
 A request counts as in progress once its whole body has arrived: a client sending its body
 slowly holds no place (the body timeout cuts it off), so slow clients cannot lock others out.
@@ -17,7 +21,11 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.http.body_limit import declared_length
 from service.http.encoding import dump_json
+
+DRAIN_BYTES = 1 << 20
+"""Largest declared body read and dropped before a refusal, keeping the connection open."""
 
 _INFERENCE = frozenset({"/score", "/encode", "/decode", "/reconstruct"})
 _V2_INFER = "/v2/models/{name}/infer"
@@ -59,7 +67,9 @@ class InferenceAdmission:
             return
         if self.in_progress >= self.limit:
             scope["route"] = _Template(template)
-            await _refuse(template, send, self.limit)
+            length = declared_length(scope)
+            drained = length is not None and length <= DRAIN_BYTES and await _drain(receive)
+            await _refuse(template, send, self.limit, keep_alive=drained)
             return
         counted = False
 
@@ -78,13 +88,26 @@ class InferenceAdmission:
                 self.in_progress -= 1
 
 
-async def _refuse(template: str, send: Send, limit: int) -> None:
+async def _drain(receive: Receive) -> bool:
+    """Read the body to its end; False if the client left meanwhile."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return False
+        if not message.get("more_body", False):
+            return True
+
+
+async def _refuse(template: str, send: Send, limit: int, *, keep_alive: bool) -> None:
     key = "error" if template.startswith("/v2") else "detail"
     message = f"the server is working on {limit} inference requests, its most; retry shortly"
+    body = dump_json({key: message})
     headers = [
         (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
         (b"retry-after", b"1"),
-        (b"connection", b"close"),  # the body was not read
     ]
+    if not keep_alive:
+        headers.append((b"connection", b"close"))  # the body was not read
     await send({"type": "http.response.start", "status": 503, "headers": headers})
-    await send({"type": "http.response.body", "body": dump_json({key: message})})
+    await send({"type": "http.response.body", "body": body})

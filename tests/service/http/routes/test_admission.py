@@ -1,6 +1,7 @@
 """Inference requests beyond `max_inference_in_progress` are refused at the door: 503 with
-`Retry-After`, the body unread, the connection closed; a client still sending its body holds no
-place, and every other route is never refused."""
+`Retry-After`; a small declared body read and dropped so the connection stays open, a large or
+chunked one unread and the connection closed; a client still sending its body holds no place,
+and every other route is never refused."""
 
 from __future__ import annotations
 
@@ -81,6 +82,31 @@ def test_a_request_beyond_the_limit_is_a_503_before_its_body_is_read() -> None:
         inner.release.set()
         assert (await first)[0]["status"] == 200
         assert app.in_progress == 0
+
+    asyncio.run(main())
+
+
+def test_a_small_refused_body_is_read_and_the_connection_kept() -> None:
+    """Closing made each refused client connect again: under overload the new connections
+    piled up past uvicorn's own limit, whose 503s carry no Retry-After."""
+
+    async def main() -> None:
+        inner = _HeldApp()
+        app = InferenceAdmission(inner, limit=1)
+        first = asyncio.create_task(_call(app, _scope("/score"), _body(b"{}")))
+        await asyncio.sleep(0.01)
+        scope = _scope("/score")
+        scope["headers"] = [(b"content-length", b"6")]
+        receive = _body(b"{}", b"    ")
+        start, body = await _call(app, scope, receive)
+        assert start["status"] == 503
+        headers = dict(start["headers"])
+        assert b"connection" not in headers
+        assert headers[b"retry-after"] == b"1"
+        assert int(headers[b"content-length"]) == len(body["body"])
+        assert inner.entered == 1
+        inner.release.set()
+        await first
 
     asyncio.run(main())
 
