@@ -11,6 +11,7 @@ from core.jobs.records import JobRecord
 from service.http.deps import AdminKey, DatasetsDep, JobsDep, RepositoryDep, SettingsDep
 from service.http.schemas import ErrorResponse
 from service.http.train_body import OPENAPI_BODY, TrainRequestDep
+from service.jobs.cancelling import cancel_and_wait
 from service.jobs.events import job_events
 from service.jobs.schemas import JobList, TrainResponse
 from service.jobs.submission import submit
@@ -66,9 +67,10 @@ def get_job(job_id: str, jobs: JobsDep) -> JobRecord:
     responses=_errors(401, 404, 409),
     dependencies=[AdminKey],
 )
-def cancel_job(job_id: str, jobs: JobsDep) -> JobRecord:
-    """Cancel a queued or running job (409 once it has finished); it publishes nothing."""
-    return jobs.cancel(job_id)
+async def cancel_job(job_id: str, jobs: JobsDep) -> JobRecord:
+    """Cancel a queued or running job (409 once it has finished); it publishes nothing. The
+    answer waits (up to 10 s) for a running job to stop."""
+    return await cancel_and_wait(jobs, job_id)
 
 
 @router.get(

@@ -1,21 +1,26 @@
 """What only the local backend has to show: several dispatchers (one per API worker process)
 share one SQLite file and still run each job once, in order; a restart fails the jobs that a dead
-server left running."""
+server left running; a cancellation waits for its job without holding a thread."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
+import anyio
 import pytest
+from fastapi.testclient import TestClient
 
 from core.datasets import DatasetStore
 from core.jobs.local_store import JobStore
 from core.jobs.records import JobRecord, JobSpec
 from core.repository import ModelRepository
 from core.settings import Settings
+from service.http.app import create_app
+from service.jobs import cancelling
 from service.jobs.local.backend import LocalBackend
 from service.jobs.schemas import TrainRequest
 from service.jobs.submission import prepare
@@ -109,3 +114,41 @@ def test_a_job_whose_heartbeat_stops_is_given_up(settings: Settings):
         backend.stop()
     assert record.status == "failed"
     assert record.error is not None and record.error.startswith("interrupted")
+
+
+def test_a_cancellation_waiting_for_its_job_holds_no_thread(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    """DELETE /jobs/{id} waited in a `time.sleep` loop in FastAPI's threadpool; with its one
+    thread taken, GET /jobs/{id} (a synchronous route) waited until the cancellation gave up."""
+    monkeypatch.setattr(cancelling, "CANCEL_WAIT_S", 3.0)
+    settings = Settings(
+        model_repository=settings.model_repository,
+        max_concurrent_jobs=1,
+        job_heartbeat_timeout_s=60,
+        api_key="cancel-key",
+    )
+    auth = {"Authorization": "Bearer cancel-key"}
+    store = JobStore(settings.jobs_db_path)
+    store.initialise()
+    job_id = store.insert(spec(settings)).job_id
+    # Running on another machine, beating: nothing here stops it within the wait.
+    assert store.claim_next("another-machine:1:0000", 1) == job_id
+    with TestClient(create_app(settings)) as client:
+        client.portal.call(_one_thread)  # type: ignore[union-attr]
+        answers: list[int] = []
+        cancelling_thread = threading.Thread(
+            target=lambda: answers.append(
+                client.delete(f"/jobs/{job_id}", headers=auth).status_code
+            )
+        )
+        cancelling_thread.start()
+        time.sleep(0.5)  # the cancellation is waiting for the job to stop
+        assert client.get(f"/jobs/{job_id}", headers=auth).json()["status"] == "running"
+        assert cancelling_thread.is_alive()
+        cancelling_thread.join()
+    assert answers == [200]
+
+
+async def _one_thread() -> None:
+    anyio.to_thread.current_default_thread_limiter().total_tokens = 1
