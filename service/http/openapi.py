@@ -4,8 +4,9 @@ A fixed example cannot fit every model: rows are as wide as the model's input. S
 of /encode, /reconstruct, /score (rows of d values) and /decode (codes of k values) are written
 for the default model each time the document is asked for, and say which model they fit; before a
 model is loaded they are a small illustration that says it is one. The rows' schemas say the
-default model's width too (service/http/openapi_shapes.py), and each operation's `security` what
-the settings require (service/http/openapi_security.py).
+default model's width too (service/http/openapi_shapes.py), each operation's `security` what
+the settings require (service/http/openapi_security.py), and its links which answer names the
+resource the next call takes (service/http/openapi_links.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fastapi import FastAPI
 from core.errors import AeserveError
 from core.settings import Settings
 from service.http.openapi_errors import document_errors
+from service.http.openapi_links import document_links
 from service.http.openapi_security import document_security
 from service.http.openapi_shapes import shape_rows
 from service.inference.registry import ModelRegistry
@@ -29,14 +31,15 @@ ILLUSTRATIVE = {"vectors": [[0.0, 0.25, 0.5, 1.0]], "codes": [[0.1, -0.3]]}
 
 def install(app: FastAPI) -> None:
     """Wrap the app's `openapi()` (FastAPI's, cached) so each call fills in fitting examples
-    and shapes, the key as the settings require it, and the error answers the service gives
-    (service/http/openapi_errors.py)."""
+    and shapes, the key as the settings require it, the error answers the service gives
+    (service/http/openapi_errors.py) and the links between operations."""
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         registry: ModelRegistry | None = getattr(app.state, "registry", None)
         settings: Settings = app.state.settings
-        return document_errors(document_security(with_examples(generate(), registry), settings))
+        document = document_security(with_examples(generate(), registry), settings)
+        return document_links(document_errors(document))
 
     app.openapi = openapi  # type: ignore[method-assign]
 

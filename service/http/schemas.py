@@ -13,7 +13,9 @@ _VECTORS_EXAMPLE = [[0.0, 0.25, 0.5, 1.0]]
 
 
 class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: a JSON value of another type is refused, not converted (`"explain": 0`, `"top":
+    # "2"`), as the document's schema says.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class VectorsRequest(Request):

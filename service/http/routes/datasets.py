@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, UploadFile
 
 from core.datasets import DatasetInfo
+from core.rules import MIN_ROWS
 from service.http.deps import AdminKey, DatasetsDep, JobsDep
 from service.http.schemas import ErrorResponse
 from service.jobs.dataset_use import delete_unused
@@ -16,6 +17,35 @@ router = APIRouter(prefix="/datasets", tags=["training"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (401, 404, 409, 413, 422)
+}
+_EXAMPLE_ROWS = [[(3 * i + 7 * j) % 11 / 10 for j in range(4)] for i in range(MIN_ROWS)]
+_EXAMPLE_CSV = "f0,f1,f2,f3\n" + "".join(",".join(map(str, row)) + "\n" for row in _EXAMPLE_ROWS)
+# The file's name says how to read it: its suffix picks the reader (.csv, .npy, .npz, .parquet).
+_UPLOAD_BODY = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "encoding": {
+                    "file": {
+                        "headers": {
+                            "Content-Disposition": {
+                                "description": "The file's name ends in .csv, .npy, .npz or "
+                                ".parquet: the suffix says how the file is read.",
+                                "schema": {"type": "string"},
+                                "example": 'form-data; name="file"; filename="rows.csv"',
+                            }
+                        }
+                    }
+                },
+                "examples": {
+                    "csv": {
+                        "summary": f"A .csv file: a header, then {MIN_ROWS} rows of 4 values",
+                        "value": {"file": _EXAMPLE_CSV},
+                    }
+                },
+            }
+        }
+    }
 }
 
 
@@ -37,6 +67,7 @@ def _response(info: DatasetInfo) -> DatasetResponse:
     response_model=DatasetResponse,
     responses=_ERRORS,
     dependencies=[AdminKey],
+    openapi_extra=_UPLOAD_BODY,
 )
 def upload_dataset(file: UploadFile, datasets: DatasetsDep) -> DatasetResponse:
     """Store a .csv, .npy, .npz or .parquet file of rows × features; use its id in POST /train."""

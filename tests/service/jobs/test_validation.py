@@ -115,6 +115,13 @@ def train_body(**changes: Any) -> dict[str, Any]:
             "data has 6 features; model 'tiny' v1 expects 4",
         ),
         (train_body(promote="maybe"), None),
+        # JSON values of another type are refused, not converted, as the schema says.
+        (train_body(promote=0), "promote: Input should be a valid boolean"),
+        (train_body(config={"epochs": "2"}), "config.epochs: Input should be a valid integer"),
+        (
+            train_body(config={"learning_rate": "0.01"}),
+            "config.learning_rate: Input should be a valid number",
+        ),
         ({"data": {"vectors": DATA}}, "name: Field required"),
     ],
 )

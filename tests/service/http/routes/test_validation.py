@@ -59,6 +59,10 @@ def detail(response) -> str:
         ({"vectors": [ROW[:2]]}, 422, "vectors: row 0 has 2 values; model 'tiny' v1 expects 4"),
         ({"vectors": ROW[:3]}, 422, "vectors: row 0 has 3 values; model 'tiny' v1 expects 4"),
         ({"vectors": [ROW], "threshold": "x"}, 422, "threshold: Input should be a valid number"),
+        # JSON values of another type are refused, not converted: the schema says boolean, integer.
+        ({"vectors": [ROW], "explain": 0}, 422, "explain: Input should be a valid boolean"),
+        ({"vectors": [ROW], "explain": "true"}, 422, "explain: Input should be a valid boolean"),
+        ({"vectors": [ROW], "top": "2"}, 422, "top: Input should be a valid integer"),
     ],
 )
 def test_bad_json_vectors(client: TestClient, body, status, message):
