@@ -75,6 +75,7 @@ class ModelResult:
     contention: list[Row] = field(default_factory=list)
     footprints: list[Footprint] = field(default_factory=list)
     idle_busy: float | None = None  # share of the cores busy with every server up and idle
+    memory: list[str] = field(default_factory=list)  # bench/memory.py's table: where RSS goes
 
 
 def _median_load(loads: list[Load]) -> Load:
@@ -436,6 +437,23 @@ def _model_section(
             "warm-up of every workload and after the rounds; one model loaded.",
             "",
             *footprint_table(result.footprints),
+            "",
+        ]
+    if result.memory:
+        lines += [
+            f"#### {result.name}: where aeserve's RSS goes",
+            "",
+            "One more start of `aeserve serve` (batching on, 1 batch worker), the same command "
+            "run by bench/memory_probe.py in the same process, which charges each imported "
+            "package what the process grew while its modules ran (nested imports to their own "
+            "packages; exact in sum, approximate for small packages), in the order the server "
+            "imports them, then the app's build and the model's load; then the warm-up above, "
+            "workload by workload. RSS: VmRSS of /proc/PID/status. Pages of mapped files count "
+            "once faulted in, and the kernel maps cached pages around each fault, so what the "
+            "import of a large library (onnxruntime) adds varies from run to run by several MB "
+            "with what the page cache holds.",
+            "",
+            *result.memory,
             "",
         ]
     if first:

@@ -11,7 +11,8 @@ and with `batch_workers` concurrent streams, aeserve with `batch_workers` 1 and 
 the naive server with its threadpool limited to the same, the peers with one model instance.
 Every contender is measured in the same alternating rounds, and every ratio is taken round by
 round between rows of equal budget (bench/report.py). Then the same with one core kept busy,
-time to ready after start, resident memory, and bench/fastlane.py's event-loop CPU per request.
+time to ready after start, resident memory and where aeserve's goes (bench/memory.py), and
+bench/fastlane.py's event-loop CPU per request.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from bench import machine, raw, servers, training_speed
+from bench import machine, memory, raw, servers, training_speed
 from bench.load import Load, ensure_wrk, run_wrk, write_script
 from bench.prepare import ROOT, WORK, BenchModel, Bodies, bodies, models
 from bench.report import (
@@ -247,6 +248,22 @@ def readiness(bench: Bench, repository: Path) -> None:
                 found.error = str(exc)[:300]
 
 
+def where_memory_goes(bench: Bench, repository: Path) -> list[str]:
+    """bench/memory.py's table: aeserve's RSS import by import, then through the same warm-up
+    as every server gets."""
+    seconds = bench.args.warmup_seconds
+
+    def step(workload: Workload) -> Callable[[str], object]:
+        script = bench.scripts[f"{workload.key}-json"]
+        return lambda url: run_wrk(url, script, workload.rows, workload.connections, seconds)
+
+    warm_up = [(f"{w.label}, {seconds:g} s", step(w)) for w in bench.workloads]
+    try:
+        return memory.measure(bench.model, repository, warm_up, bench.log_dir)
+    except Exception as exc:  # the rest of the benchmark stands without it
+        return [f"Not measured: {str(exc)[:300]}"]
+
+
 def bench_model(model: BenchModel, args: argparse.Namespace, log_dir: Path) -> ModelResult:
     all_bodies = {n: bodies(model, n) for n in (1, 64, 256)}
     session = raw.open_session(model.onnx)
@@ -264,6 +281,7 @@ def bench_model(model: BenchModel, args: argparse.Namespace, log_dir: Path) -> M
     repository = one_model_repository(model)
     if args.starts:
         readiness(bench, repository)
+    breakdown = where_memory_goes(bench, repository)  # before the other servers start
 
     contenders = []
     for budget in args.budgets:
@@ -325,6 +343,7 @@ def bench_model(model: BenchModel, args: argparse.Namespace, log_dir: Path) -> M
         contention,
         list(bench.footprints.values()),
         idle_busy,
+        breakdown,
     )
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from core.config import Loss
 from core.errors import PayloadTooLarge
@@ -18,7 +17,8 @@ from core.importing import ImportOptions, ImportScaling
 from core.repository import check_name
 from core.settings import Settings
 from service.cli.options import RepositoryOption, setting_default
-from service.cli.training import _repository, _user_errors, console
+from service.cli.output import console, escape
+from service.cli.training import _repository, _user_errors
 
 _FIELDS = ImportOptions.model_fields
 _DEFAULTS = ImportOptions()
@@ -114,16 +114,16 @@ def import_model(
         if manifest.latent_dim is not None
         else "no codes: /encode and /decode answer 409"
     )
-    console.print(
+    console().print(
         f"imported [bold]{escape(name)}[/bold] version {published.version}"
         f"{' (active)' if active else ''}: {manifest.input_dim} features, {escape(graphs)}, "
         f"threshold {manifest.threshold:.4g} (quantile {manifest.threshold_quantile} of "
         f"{manifest.calibration.n} calibration scores), parity within "
         f"{manifest.parity.max_abs_diff:.2g}"
     )
-    console.print(f"written to {escape(store.version_location(name, published.version))}")
+    console().print(f"written to {escape(store.version_location(name, published.version))}")
     if not active:
-        console.print(
+        console().print(
             f"not served yet: `aeserve promote {escape(name)} {published.version}"
             f" --repository {escape(store.location)}` makes it the active version"
         )

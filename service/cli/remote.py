@@ -6,21 +6,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from core.jobs.records import JobRecord
-from service.client import ApiError, Client
-from service.client.sync import DEFAULT_URL
+from service.cli.output import console, error_console, escape
 
-console = Console(soft_wrap=True)
-error_console = Console(stderr=True, soft_wrap=True)
+if TYPE_CHECKING:
+    from core.jobs.records import JobRecord
+    from service.client import Client
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+"""The client's default (service/client/sync.py; a test holds them equal), spelled here so that
+the client and httpx are imported by these commands only, not by `aeserve serve`."""
 
 jobs_app = typer.Typer(
     help="Training and import jobs of a running server: list, show, follow, cancel.",
@@ -48,14 +46,18 @@ KeyOption = Annotated[
 @contextlib.contextmanager
 def _client(url: str, api_key: str | None) -> Iterator[Client]:
     """A client whose failures end the command with the server's words, not a traceback."""
+    import httpx
+
+    from service.client import ApiError, Client
+
     try:
         with Client(url, api_key=api_key) as client:
             yield client
     except ApiError as exc:
-        error_console.print(f"[red]error:[/red] {exc.status}: {escape(exc.detail)}")
+        error_console().print(f"[red]error:[/red] {exc.status}: {escape(exc.detail)}")
         raise typer.Exit(2) from None
     except httpx.TransportError as exc:
-        error_console.print(f"[red]error:[/red] cannot reach {escape(url)}: {escape(str(exc))}")
+        error_console().print(f"[red]error:[/red] cannot reach {escape(url)}: {escape(str(exc))}")
         raise typer.Exit(2) from None
 
 
@@ -83,12 +85,14 @@ def list_jobs(
     with _client(url, api_key) as client:
         jobs = client.jobs(limit)
     if not jobs:
-        console.print(f"no jobs on {escape(url)}")
+        console().print(f"no jobs on {escape(url)}")
         return
+    from rich.table import Table
+
     table = Table("job", "kind", "model", "status", "epoch", "created (UTC)", "result")
     for job in jobs:
         table.add_row(*(escape(cell) for cell in _job_row(job)))
-    console.print(table)
+    console().print(table)
 
 
 @jobs_app.command("show")
@@ -100,7 +104,7 @@ def show_job(
     """A job's whole record, as JSON."""
     with _client(url, api_key) as client:
         record = client.job(job_id)
-    console.print_json(record.model_dump_json())
+    console().print_json(record.model_dump_json())
 
 
 @jobs_app.command("cancel")
@@ -112,7 +116,7 @@ def cancel_job(
     """Cancel a queued or running job; it publishes nothing."""
     with _client(url, api_key) as client:
         record = client.cancel_job(job_id)
-    console.print(f"job {escape(job_id)} on {escape(url)}: {record.status}")
+    console().print(f"job {escape(job_id)} on {escape(url)}: {record.status}")
 
 
 @jobs_app.command("follow")
@@ -122,13 +126,15 @@ def follow_job(
     api_key: KeyOption = None,
 ) -> None:
     """Follow a job's epochs as they come, until it ends; exit 1 unless it succeeded."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     bar = Progress(
         TextColumn("training"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("epochs  train {task.fields[train]}  val {task.fields[val]}"),
         TimeElapsedColumn(),
-        console=console,
+        console=console(),
     )
     record: JobRecord | None = None
     with _client(url, api_key) as client, bar:
@@ -150,13 +156,13 @@ def follow_job(
     if record.status == "succeeded" and record.result is not None:
         model = record.result.model
         active = " (active)" if record.result.promoted else ""
-        console.print(
+        console().print(
             f"job {escape(job_id)} succeeded: {escape(model.name)} version {model.version}"
             f"{active} on {escape(url)}"
         )
         return
     why = f": {escape(record.error)}" if record.error else ""
-    console.print(f"job {escape(job_id)} {record.status}{why}")
+    console().print(f"job {escape(job_id)} {record.status}{why}")
     raise typer.Exit(1)
 
 
@@ -166,8 +172,10 @@ def list_datasets(url: UrlOption = DEFAULT_URL, api_key: KeyOption = None) -> No
     with _client(url, api_key) as client:
         datasets = client.datasets()
     if not datasets:
-        console.print(f"no datasets on {escape(url)}")
+        console().print(f"no datasets on {escape(url)}")
         return
+    from rich.table import Table
+
     table = Table("dataset", "rows", "dim", "file", "uploaded (UTC)", "features")
     for d in datasets:
         names = d.feature_names or []
@@ -179,7 +187,7 @@ def list_datasets(url: UrlOption = DEFAULT_URL, api_key: KeyOption = None) -> No
             d.uploaded_at.strftime("%Y-%m-%d %H:%M:%S") if d.uploaded_at else "-",
             escape(", ".join(names[:4]) + (", …" if len(names) > 4 else "")) or "-",
         )
-    console.print(table)
+    console().print(table)
 
 
 @datasets_app.command("upload")
@@ -194,7 +202,7 @@ def upload_dataset(
     """Store FILE on the server; train on it with POST /train `{"data": {"dataset": ID}}`."""
     with _client(url, api_key) as client:
         info = client.upload_dataset(file)
-    console.print(
+    console().print(
         f"uploaded {escape(str(file))} to {escape(url)} as dataset {info.dataset}: "
         f"{info.rows} rows × {info.dim} features"
     )
@@ -209,4 +217,4 @@ def delete_dataset(
     """Remove a dataset from the server (refused while a job trains on it)."""
     with _client(url, api_key) as client:
         client.delete_dataset(dataset)
-    console.print(f"deleted dataset {escape(dataset)} from {escape(url)}")
+    console().print(f"deleted dataset {escape(dataset)} from {escape(url)}")

@@ -11,25 +11,22 @@ import io
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from core import parquet
 from core.data import load_table
 from core.errors import NotFound
 from core.repository import ModelRepository
 from service.cli.options import RepositoryOption, repository_root
+from service.cli.output import error_console, escape
 from service.cli.training import _fail, _user_errors
-from service.inference.loading import load_runtime
-from service.inference.options import RuntimeOptions
-from service.inference.runtime import ModelRuntime
 
-error_console = Console(stderr=True, soft_wrap=True)
+if TYPE_CHECKING:
+    from service.inference.runtime import ModelRuntime
+
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 
 
@@ -67,6 +64,10 @@ def score(
         _fail(f"--out {out}: use a .csv or .parquet file name")
     if out is not None and out.suffix.lower() == ".parquet" and not parquet.available():
         _fail(f"--out {out}: writing .parquet needs pyarrow: pip install 'aeserve[parquet]'")
+    # onnxruntime, through the inference layer: this command's alone among the commands'.
+    from service.inference.loading import load_runtime
+    from service.inference.options import RuntimeOptions
+
     root = repository_root(repository)
     with _user_errors():
         store = ModelRepository(root)
@@ -89,7 +90,7 @@ def score(
         columns = asyncio.run(_score_all(runtime, table.array, threshold, top, batch_rows))
     rows = len(table.array)
     anomalies = int(np.count_nonzero(columns["anomaly"]))
-    error_console.print(
+    error_console().print(
         f"scored {rows} rows of {escape(str(data))} with model {escape(name)!r} v{chosen} "
         f"from {escape(root)}: {anomalies} anomalies "
         f"(threshold {columns['threshold']:.4g})"
@@ -102,7 +103,7 @@ def score(
         _write_parquet(columns, out)
     else:
         out.write_text(_csv_text(columns))
-    error_console.print(f"written to {escape(str(out.resolve()))}")
+    error_console().print(f"written to {escape(str(out.resolve()))}")
 
 
 async def _score_all(
@@ -144,13 +145,21 @@ def _bar(total: int, shown: bool) -> Iterator[Any]:
     if not shown:
         yield lambda _: None
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     progress = Progress(
         TextColumn("scoring"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("rows"),
         TimeRemainingColumn(),
-        console=error_console,
+        console=error_console(),
     )
     with progress:
         task = progress.add_task("scoring", total=total)
@@ -160,7 +169,7 @@ def _bar(total: int, shown: bool) -> Iterator[Any]:
 def _warn_on_other_names(names: list[str] | None, runtime: ModelRuntime) -> None:
     known = runtime.manifest.feature_names
     if names is not None and known is not None and names != known:
-        error_console.print(
+        error_console().print(
             f"[yellow]warning:[/yellow] the file's columns differ from the model's features "
             f"({escape(', '.join(known[:5]))}{', …' if len(known) > 5 else ''}); "
             "they are scored by position"

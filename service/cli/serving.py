@@ -98,6 +98,7 @@ def _run(settings: Settings, log_level: str) -> None:
         access_log=False,
         proxy_headers=True,
         http=connections.protocol_path(),  # header and body timeouts (service/http/connections.py)
+        ws="none",  # no route is a WebSocket: spares each process importing the websockets package
         timeout_keep_alive=settings.keep_alive_timeout_s,
         limit_concurrency=settings.max_concurrency,
     )

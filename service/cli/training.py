@@ -1,28 +1,17 @@
 """`aeserve train`, `aeserve models` and `aeserve promote`.
 
-torch is imported inside `train` only, so that `aeserve serve` and the other commands never load it.
+torch is imported inside `train` only, so that `aeserve serve` and the other commands never load it;
+rich's progress bar and table inside the commands that show them.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
 from core.config import (
     Activation,
@@ -40,10 +29,10 @@ from core.repository import Repository, check_name
 from core.settings import Settings
 from core.storage import open_repository
 from service.cli.options import RepositoryOption, repository_root
+from service.cli.output import console, error_console, escape
 
-# Soft wrap: messages stay on one line, so they can be grepped and copied whole.
-console = Console(soft_wrap=True)
-error_console = Console(stderr=True, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 def _about(field: str) -> str:
@@ -127,7 +116,9 @@ def train(
     if if_empty:
         existing = _repository(repository).names()
         if existing:
-            console.print(f"not trained: the repository has models already ({', '.join(existing)})")
+            console().print(
+                f"not trained: the repository has models already ({', '.join(existing)})"
+            )
             return
     given: dict[str, object] = {
         "latent_dim": latent_dim,
@@ -181,15 +172,15 @@ def train(
         if epochs_run < config.epochs
         else ""
     )
-    console.print(
+    console().print(
         f"published [bold]{escape(name)}[/bold] version {published.version}"
         f"{' (active)' if active else ''}: {epochs_run} of {config.epochs} epochs{stopped}, "
         f"best epoch {training.best_epoch}, val loss {training.val_loss:.4g}, "
         f"threshold {published.manifest.threshold:.4g}"
     )
-    console.print(f"written to {escape(store.version_location(name, published.version))}")
+    console().print(f"written to {escape(store.version_location(name, published.version))}")
     if not active:
-        console.print(
+        console().print(
             f"not served yet: `aeserve promote {escape(name)} {published.version}"
             f" --repository {escape(store.location)}` makes it the active version"
         )
@@ -200,8 +191,10 @@ def models(repository: RepositoryOption = None) -> None:
     store = _repository(repository)
     names = store.names()
     if not names:
-        console.print(f"no models in {escape(store.location)}")
+        console().print(f"no models in {escape(store.location)}")
         return
+    from rich.table import Table
+
     table = Table("name", "versions", "active", "input dim", "latent dim")
     with _user_errors():
         for name in names:
@@ -216,7 +209,7 @@ def models(repository: RepositoryOption = None) -> None:
                 str(manifest.input_dim) if manifest else "-",
                 str(manifest.latent_dim) if manifest else "-",
             )
-    console.print(table)
+    console().print(table)
 
 
 def promote(
@@ -228,7 +221,7 @@ def promote(
     with _user_errors():
         store = _repository(repository)
         store.promote(name, version)
-    console.print(
+    console().print(
         f"model [bold]{escape(name)}[/bold] version {version} is now active "
         f"in {escape(store.location)}"
     )
@@ -265,6 +258,15 @@ def _parse_rows(text: str) -> int | None:
 @contextlib.contextmanager
 def _progress_bar() -> Iterator[Callable[[int, int, float, float], None]]:
     """A bar that appears with the first epoch, so errors found before training show alone."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     bar = Progress(
         TextColumn("training"),
         BarColumn(),
@@ -272,7 +274,7 @@ def _progress_bar() -> Iterator[Callable[[int, int, float, float], None]]:
         TextColumn("epochs  train {task.fields[train]}  val {task.fields[val]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=console,
+        console=console(),
     )
     tasks: list[TaskID] = []
 
@@ -307,5 +309,5 @@ def _field(location: tuple[int | str, ...]) -> str:
 
 
 def _fail(message: str) -> NoReturn:
-    error_console.print(f"[red]error:[/red] {escape(message)}")
+    error_console().print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(2)

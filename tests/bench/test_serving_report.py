@@ -83,6 +83,11 @@ def test_the_report_and_the_readme_summary(tmp_path: Path) -> None:
             Memory(125.0, 1, 125.0),
         ),
     ]
+    result.memory = [
+        "| step | adds, MB | RSS after, MB |",
+        "|---|---:|---:|",
+        "| import x | 1.0 | |",
+    ]
     path = tmp_path / "serving.md"
     args = argparse.Namespace(seconds=5.0, rounds=3)
     write_report(
@@ -99,6 +104,8 @@ def test_the_report_and_the_readme_summary(tmp_path: Path) -> None:
     )
     text = path.read_text()
     assert "- load at start: load average 0.1" in text
+    memory = text.split("#### mnist784: where aeserve's RSS goes\n")[1]
+    assert "| import x | 1.0 | |\n" in memory and "### mnist784: start-up and memory" in text
     assert "/score batch 1 JSON vs naive, 1 thread each: **3.00×** (rounds 2.00–5.00" in text
     assert "ready 0.90 s after start (target ≤ 1 s) — holds" in text
     summary = readme_summary(result, [1, 2], "2 cores")

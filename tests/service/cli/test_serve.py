@@ -5,6 +5,7 @@ after the reload interval comes from the new version."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -144,3 +145,59 @@ def test_hot_swap_under_load(server: str, repository: ModelRepository):
     settled = [v for t, v in answers if t > promoted_at + RELOAD_INTERVAL_S + 1.0]
     assert before and set(before) == {1}
     assert settled and set(settled) == {2}
+
+
+# `aeserve serve` runs the API process in its own process: what the command line imports stays
+# resident in every API process, so the other commands import their dependencies inside them.
+NOT_SERVING = [
+    "httpx",  # the client's, for `aeserve jobs` and `aeserve datasets`
+    "service.client",
+    "rich",  # the other commands' output
+    "pygments",
+    "websockets",  # uvicorn's WebSocket protocol: no route is a WebSocket
+    "torch",
+    "onnx",
+    "models",
+    "pyarrow",
+    "celery",
+    "redis",
+]
+
+# `aeserve ARGS` as the console script runs it, writing sys.modules to OUT on SIGUSR1.
+RUN_AND_LIST_MODULES = """
+import os, signal, sys
+out = sys.argv[1]
+def dump(*_):
+    with open(out + ".part", "w") as f:
+        f.write("\\n".join(sorted(sys.modules)))
+    os.replace(out + ".part", out)
+signal.signal(signal.SIGUSR1, dump)
+sys.argv = ["aeserve", *sys.argv[2:]]
+from service.cli import app
+app()
+"""
+
+
+def test_the_serving_process_imports_none_of_the_other_commands_dependencies(
+    repository: ModelRepository, tmp_path: Path
+):
+    port, out = free_port(), tmp_path / "modules.txt"
+    command = [sys.executable, "-c", RUN_AND_LIST_MODULES, str(out), "serve", "--port", str(port)]
+    command += ["--repository", str(repository.root), "--log-level", "warning"]
+    process = subprocess.Popen(command, env={**os.environ, "AESERVE_DEFAULT_MODEL": "tiny"})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, process)
+        # What a request imports on its way counts too.
+        assert httpx.post(f"{base}/score", json={"vectors": [ROW]}).status_code == 200
+        process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    modules = out.read_text().split()
+    assert {"service.main", "uvicorn", "onnxruntime"} <= set(modules)  # it did serve
+    found = [m for m in modules if any(m == n or m.startswith(f"{n}.") for n in NOT_SERVING)]
+    assert found == []

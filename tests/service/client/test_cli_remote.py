@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from service.client import Client
+from service.cli import remote
+from service.client import Client, sync
 from tests.service.client.conftest import API_KEY, NAMES, Server
 from tests.service.jobs.helpers import rows as training_rows
 
@@ -80,3 +81,7 @@ def test_help_shows_the_defaults() -> None:
     )
     assert "AESERVE_URL" in result.stdout and "http://127.0.0.1:8000" in result.stdout
     assert "$AESERVE_API_KEY" in result.stdout
+
+
+def test_the_commands_default_to_the_clients_url() -> None:
+    assert remote.DEFAULT_URL == sync.DEFAULT_URL
