@@ -8,9 +8,9 @@ from pathlib import Path
 
 from core.jobs.local_store import JobStore
 from core.jobs.records import Fate
+from core.parent_death import die_with
 from core.settings import Settings
 from core.storage import open_datasets, open_repository
-from models.jobs.parent_death import die_with
 from models.jobs.running import JobHooks, run_job
 from models.jobs.watchdog import Watchdog
 

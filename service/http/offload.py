@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -28,6 +29,7 @@ from anyio import CapacityLimiter
 from starlette.types import Scope
 
 from core.errors import Overloaded
+from core.parent_death import die_with
 
 T = TypeVar("T")
 
@@ -54,7 +56,13 @@ class DecodingProcesses:
             if self._pool is None:
                 # spawn, not fork: the API process runs threads (onnxruntime's, the batchers').
                 context = multiprocessing.get_context("spawn")
-                self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
+                self._pool = ProcessPoolExecutor(
+                    self.processes,
+                    mp_context=context,
+                    # A parser outlived a server killed by SIGKILL, or stopped too slowly.
+                    initializer=die_with,
+                    initargs=(os.getpid(),),
+                )
             return self._pool
 
     def _discard(self, pool: ProcessPoolExecutor) -> None:

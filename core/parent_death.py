@@ -1,10 +1,12 @@
-"""A local training process dies with the API process that supervises it.
+"""A child process dies with the API process that supervises it.
 
-Its parent is not that process but the API process's forkserver, which lives on while any process
-it forked does: so the training process watches its supervisor itself (a pidfd, readable the
-moment the supervisor exits, even by `kill -9`) and kills itself then; `PR_SET_PDEATHSIG` covers
-the death of the forkserver. No job trains on, and none publishes a version, with no server
-supervising it. The watchdog's once-an-epoch check remains for other systems.
+Used by a local training process and by the processes that parse large request bodies. A
+training process's parent is not the API process but its forkserver, which lives on while any
+process it forked does: so the child watches its supervisor itself (a pidfd, readable the moment
+the supervisor exits, even by `kill -9`) and kills itself then; `PR_SET_PDEATHSIG` covers the
+death of the parent. No job trains on, and none publishes a version, with no server supervising
+it; no body parser outlives its server. The training watchdog's once-an-epoch check remains for
+other systems.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import signal
 import sys
 import threading
 
-log = logging.getLogger("aeserve.jobs")
+log = logging.getLogger("aeserve")
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
