@@ -324,7 +324,7 @@ def overload(source: Path, lines: list[str]) -> None:
     try:
         for limit in (None, 32):
             env = {} if limit is None else {"AESERVE_MAX_INFERENCE_IN_PROGRESS": str(limit)}
-            label = "default max_inference_in_progress (128)" if limit is None else f"{limit}"
+            label = "128 (the default)" if limit is None else f"{limit}"
             with serving(source, env, cpus=server_cpus) as server:
                 lines.append(f"- max_inference_in_progress {label}:")
                 lines += [f"  {line}" for line in _overload_once(server.port, request)]
@@ -473,7 +473,7 @@ def main() -> None:
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, service from {_shown(args.source)} "
         f"({commit or 'not a git checkout'}), {os.cpu_count()} CPUs. Command: "
-        f"`python -m bench.reliability {' '.join(sys.argv[1:])}`",
+        f"`{' '.join(['python -m bench.reliability', *sys.argv[1:]])}`",
         "",
     ]
     for name in args.scenarios or SCENARIOS:

@@ -201,9 +201,13 @@ def run(server: Server, model: str, dim: int, seconds: float, traffic: Traffic) 
     warm_s = min(WARM_S, seconds / 10)
     at_warm = peak = api_rss_mb(server)
     warm_read = False
+    step_s = 60 if seconds >= 120 else 10  # how often RSS is noted for the report
+    by_minute: list[float] = []
     while (elapsed := time.monotonic() - started) < seconds:
         rss = api_rss_mb(server)
         peak = max(peak, rss)
+        if elapsed >= step_s * (len(by_minute) + 1):
+            by_minute.append(rss)
         if not warm_read and elapsed >= warm_s:
             at_warm, warm_read = rss, True
         time.sleep(1)
@@ -219,7 +223,9 @@ def run(server: Server, model: str, dim: int, seconds: float, traffic: Traffic) 
         f"{len(traffic.failures)}"
         + (f" ({', '.join(sorted(set(traffic.failures))[:6])})" if traffic.failures else ""),
         f"- RSS of the API process: {at_warm:.0f} MB at {warm_s:.0f} s, peak {peak:.0f} MB, "
-        f"{end:.0f} MB at the end ({(end - at_warm) / at_warm:+.1%} from {warm_s:.0f} s)",
+        f"{end:.0f} MB at the end ({(end - at_warm) / at_warm:+.1%} from {warm_s:.0f} s); "
+        f"{'each minute' if step_s == 60 else 'every 10 s'}: "
+        f"{', '.join(f'{mb:.0f}' for mb in by_minute)} MB",
         f"- in the middle: {'; '.join(traffic.steps)}",
     ]
     lines += [f"- {label}: {latencies.summary()}" for label, latencies in traffic.by_kind.items()]
