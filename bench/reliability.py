@@ -70,10 +70,10 @@ class Server:
     def connection(self, timeout: float = 30) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
-    def rss_mb(self) -> float:
-        """Resident memory of the server and its worker processes."""
+    def rss_mb(self, children: bool = True) -> float:
+        """Resident memory of the server and, with `children`, the processes it started."""
         total = 0
-        for pid in [self.process.pid, *_children(self.process.pid)]:
+        for pid in [self.process.pid, *(_children(self.process.pid) if children else [])]:
             try:
                 status = Path(f"/proc/{pid}/status").read_text()
             except OSError:

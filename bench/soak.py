@@ -167,17 +167,9 @@ def promote(server: Server, model: str, version: int, traffic: Traffic) -> None:
     traffic.steps.append(f"promote v{version} back: {status}")
 
 
-def api_rss_mb(server: Server) -> float:
-    """Resident memory of the API process alone (not the training process it starts)."""
-    with open(f"/proc/{server.process.pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def run(server: Server, model: str, dim: int, seconds: float, traffic: Traffic) -> list[str]:
-    """Soak `server` for `seconds`; the report's lines."""
+    """Soak `server` for `seconds`; the report's lines. RSS is the API process's alone, not the
+    training process it starts."""
     all_kinds = kinds(model, dim)
     stop = threading.Event()
     threads = [
@@ -199,19 +191,19 @@ def run(server: Server, model: str, dim: int, seconds: float, traffic: Traffic) 
     steps = threading.Thread(target=admin)
     steps.start()
     warm_s = min(WARM_S, seconds / 10)
-    at_warm = peak = api_rss_mb(server)
+    at_warm = peak = server.rss_mb(children=False)
     warm_read = False
     step_s = 60 if seconds >= 120 else 10  # how often RSS is noted for the report
     by_minute: list[float] = []
     while (elapsed := time.monotonic() - started) < seconds:
-        rss = api_rss_mb(server)
+        rss = server.rss_mb(children=False)
         peak = max(peak, rss)
         if elapsed >= step_s * (len(by_minute) + 1):
             by_minute.append(rss)
         if not warm_read and elapsed >= warm_s:
             at_warm, warm_read = rss, True
         time.sleep(1)
-    end = api_rss_mb(server)
+    end = server.rss_mb(children=False)
     stop.set()
     for thread in [*threads, steps]:
         thread.join()

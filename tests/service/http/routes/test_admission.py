@@ -58,12 +58,18 @@ async def _call(app: Any, scope: dict[str, Any], receive: Any) -> list[dict[str,
     return sent
 
 
+async def _one_in_progress() -> tuple[_HeldApp, InferenceAdmission, asyncio.Task[Any]]:
+    """An admission of limit 1 with one /score request in progress, held until released."""
+    inner = _HeldApp()
+    app = InferenceAdmission(inner, limit=1)
+    first = asyncio.create_task(_call(app, _scope("/score"), _body(b"{}")))
+    await asyncio.sleep(0.01)
+    return inner, app, first
+
+
 def test_a_request_beyond_the_limit_is_a_503_before_its_body_is_read() -> None:
     async def main() -> None:
-        inner = _HeldApp()
-        app = InferenceAdmission(inner, limit=1)
-        first = asyncio.create_task(_call(app, _scope("/score"), _body(b"{}")))
-        await asyncio.sleep(0.01)
+        inner, app, first = await _one_in_progress()
         assert app.in_progress == 1
 
         async def never() -> dict[str, Any]:
@@ -91,14 +97,20 @@ def test_a_small_refused_body_is_read_and_the_connection_kept() -> None:
     piled up past uvicorn's own limit, whose 503s carry no Retry-After."""
 
     async def main() -> None:
-        inner = _HeldApp()
-        app = InferenceAdmission(inner, limit=1)
-        first = asyncio.create_task(_call(app, _scope("/score"), _body(b"{}")))
-        await asyncio.sleep(0.01)
+        inner, app, first = await _one_in_progress()
         scope = _scope("/score")
         scope["headers"] = [(b"content-length", b"6")]
-        receive = _body(b"{}", b"    ")
-        start, body = await _call(app, scope, receive)
+        chunks = [b"{}", b"    "]
+        receive = _body(*chunks)
+        read: list[bytes] = []
+
+        async def reading() -> dict[str, Any]:
+            message: dict[str, Any] = await receive()
+            read.append(message["body"])
+            return message
+
+        start, body = await _call(app, scope, reading)
+        assert read == chunks  # read to its end before the answer
         assert start["status"] == 503
         headers = dict(start["headers"])
         assert b"connection" not in headers
@@ -132,10 +144,7 @@ def test_a_client_still_sending_its_body_holds_no_place() -> None:
 
 def test_protocol_inference_is_refused_in_its_own_words_and_other_routes_never() -> None:
     async def main() -> None:
-        inner = _HeldApp()
-        app = InferenceAdmission(inner, limit=1)
-        first = asyncio.create_task(_call(app, _scope("/score"), _body(b"{}")))
-        await asyncio.sleep(0.01)
+        inner, app, first = await _one_in_progress()
         scope = _scope("/v2/models/m/versions/2/infer")
         start, body = await _call(app, scope, _body(b"{}"))
         assert start["status"] == 503
