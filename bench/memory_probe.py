@@ -1,5 +1,6 @@
-"""`aeserve ARGS` run in this very process, with the resident memory that each imported package
-adds, and what building the app and loading each model add (bench/memory.py reads it).
+"""`aeserve ARGS` run in this very process, with the resident memory and the time that each
+imported package adds, and what building the app and loading each model add (bench/memory.py
+reads it).
 
     python -m bench.memory_probe OUT serve --port 8000 …
 
@@ -8,7 +9,7 @@ so that every module the server imports is counted. A module is charged what the
 while its own code ran, its nested imports charged to their own packages: exact in sum,
 approximate for small packages (a module that grows the heap is charged for room the next ones
 use). A phase (the app's build, a model's load) is charged what the process grew during it, less
-what imports inside it added.
+what imports inside it added. Time is charged the same way, in seconds of the wall clock.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from importlib.abc import Loader, MetaPathFinder
 from importlib.machinery import ModuleSpec
@@ -43,41 +45,58 @@ def _package(module: str) -> str:
     return ".".join(parts[:2]) if parts[0] == "service" and len(parts) > 1 else parts[0]
 
 
+def _now() -> tuple[float, float]:
+    """(MB resident, seconds of the wall clock): what a step is charged in."""
+    return rss_mb(), time.monotonic()
+
+
 class Probe:
     def __init__(self, out: str) -> None:
         self.out = out
         self.start_mb = rss_mb()
         self.packages: dict[str, float] = {}  # _package → MB, in first-import order
+        self.package_s: dict[str, float] = {}  # _package → seconds
         self.imports_mb = 0.0  # what the outermost imports added, nested ones included
+        self.imports_s = 0.0
         self.phases: dict[str, float] = {}
-        self._local = threading.local()  # per thread: MB added by imports nested in each open one
+        self.phase_s: dict[str, float] = {}
+        # Per thread: (MB, s) added by imports nested in each open one.
+        self._local = threading.local()
 
     def imported(self, name: str, run: Callable[[ModuleType], None], module: ModuleType) -> None:
         package = _package(name)
         self.packages.setdefault(package, 0.0)
-        open_imports: list[float] = self._local.__dict__.setdefault("open", [])
-        start = rss_mb()
-        open_imports.append(0.0)
+        self.package_s.setdefault(package, 0.0)
+        open_imports: list[list[float]] = self._local.__dict__.setdefault("open", [])
+        start_mb, start_s = _now()
+        open_imports.append([0.0, 0.0])
         try:
             run(module)
         finally:
-            nested = open_imports.pop()
-            grown = rss_mb() - start
-            self.packages[package] += grown - nested
+            nested_mb, nested_s = open_imports.pop()
+            end_mb, end_s = _now()
+            grown, took = end_mb - start_mb, end_s - start_s
+            self.packages[package] += grown - nested_mb
+            self.package_s[package] += took - nested_s
             if open_imports:
-                open_imports[-1] += grown
+                open_imports[-1][0] += grown
+                open_imports[-1][1] += took
             else:
                 self.imports_mb += grown
+                self.imports_s += took
         self._wrap_phases(name, module)
 
     def phase(self, label: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def measured(*args: Any, **kwargs: Any) -> Any:
-            rss, imports = rss_mb(), self.imports_mb
+            (rss, started), imports_mb, imports_s = _now(), self.imports_mb, self.imports_s
             try:
                 return function(*args, **kwargs)
             finally:
-                grown = rss_mb() - rss - (self.imports_mb - imports)
+                end_mb, end_s = _now()
+                grown = end_mb - rss - (self.imports_mb - imports_mb)
+                took = end_s - started - (self.imports_s - imports_s)
                 self.phases[label] = self.phases.get(label, 0.0) + grown
+                self.phase_s[label] = self.phase_s.get(label, 0.0) + took
 
         return measured
 
@@ -92,6 +111,9 @@ class Probe:
             "packages": self.packages,
             "imports_mb": self.imports_mb,
             "phases": self.phases,
+            "package_s": self.package_s,
+            "imports_s": self.imports_s,
+            "phase_s": self.phase_s,
         }
         with open(f"{self.out}.part", "w") as f:
             json.dump(record, f)

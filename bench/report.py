@@ -75,7 +75,7 @@ class ModelResult:
     contention: list[Row] = field(default_factory=list)
     footprints: list[Footprint] = field(default_factory=list)
     idle_busy: float | None = None  # share of the cores busy with every server up and idle
-    memory: list[str] = field(default_factory=list)  # bench/memory.py's table: where RSS goes
+    memory: list[str] = field(default_factory=list)  # bench/memory.py's table: RSS, start-up
 
 
 def _median_load(loads: list[Load]) -> Load:
@@ -303,7 +303,7 @@ def checks(result: ModelResult, budgets: list[int], training: Any) -> list[str]:
             api = f.memory_warm.largest_mb if f.memory_warm else None
             out.append(
                 f"- {f.server}: ready {ready:.2f} s after start (target ≤ 1 s) — "
-                f"{'holds' if ready <= 1 else 'does not hold'}; "
+                f"{'holds' if ready <= 1 else 'does not hold (where it goes: the table above)'}; "
                 + (
                     f"RSS of the API process after warm-up {api:.0f} MB (target ≤ 150 MB) — "
                     f"{'holds' if api <= 150 else 'does not hold'}"
@@ -441,14 +441,16 @@ def _model_section(
         ]
     if result.memory:
         lines += [
-            f"#### {result.name}: where aeserve's RSS goes",
+            f"#### {result.name}: where aeserve's RSS and start-up time go",
             "",
             "One more start of `aeserve serve` (batching on, 1 batch worker), the same command "
             "run by bench/memory_probe.py in the same process, which charges each imported "
-            "package what the process grew while its modules ran (nested imports to their own "
-            "packages; exact in sum, approximate for small packages), in the order the server "
-            "imports them, then the app's build and the model's load; then the warm-up above, "
-            "workload by workload. RSS: VmRSS of /proc/PID/status. Pages of mapped files count "
+            "package what the process grew and the seconds that passed while its modules ran "
+            "(nested imports to their own packages; exact in sum, approximate for small "
+            "packages), in the order the server imports them, then the app's build and the "
+            "model's load; then the warm-up above, workload by workload. The probe's timing "
+            "adds a little to the start, so its ready time is a little above the median above. "
+            "RSS: VmRSS of /proc/PID/status. Pages of mapped files count "
             "once faulted in, and the kernel maps cached pages around each fault, so what the "
             "import of a large library (onnxruntime) adds varies from run to run by several MB "
             "with what the page cache holds.",

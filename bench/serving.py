@@ -7,7 +7,7 @@
 Everything is measured in one run on one machine, like for like: every server is one process
 (aeserve also with `--workers 2`) with onnxruntime sessions on one thread, and each row says its
 thread budget, the threads that may run onnxruntime at once: raw onnxruntime in-process with 1
-and with `batch_workers` concurrent streams, aeserve with `batch_workers` 1 and the default,
+and with 2 concurrent streams, aeserve with `batch_workers` 1 (the default) and 2,
 the naive server with its threadpool limited to the same, the peers with one model instance.
 Every contender is measured in the same alternating rounds, and every ratio is taken round by
 round between rows of equal budget (bench/report.py). Then the same with one core kept busy,
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import shlex
 import shutil
 import subprocess
@@ -53,8 +54,8 @@ from core.settings import Settings
 
 REPOSITORY = WORK / "repository"
 PEERS = ("pytriton", "litserve", "bentoml", "rayserve")
-BATCH_WORKERS = int(Settings.model_fields["batch_workers"].default)
-"""aeserve's default `batch_workers`: the second thread budget everything is measured at."""
+BUDGETS = sorted({1, 2, int(Settings.model_fields["batch_workers"].default)})
+"""The thread budgets everything is measured at: 1 and 2, and aeserve's default `batch_workers`."""
 
 
 @dataclass(frozen=True)
@@ -233,8 +234,8 @@ def readiness(bench: Bench, repository: Path) -> None:
         (NAIVE, lambda: servers.naive(model, 1)),
         (AESERVE, lambda: servers.aeserve(model, repository, True, 1)),
     ]
-    if BATCH_WORKERS != 1:
-        ways.append((AESERVE, lambda: servers.aeserve(model, repository, True, BATCH_WORKERS)))
+    for budget in BUDGETS[1:]:
+        ways.append((AESERVE, functools.partial(servers.aeserve, model, repository, True, budget)))
     for _ in range(bench.args.starts):
         for kind, make in ways:
             server = make()  # a fresh port each start
@@ -424,7 +425,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.seconds, args.rounds, args.raw_seconds = 1.0, 2, 1.0
         args.warmup_seconds, args.starts, args.training = 1.0, min(args.starts, 2), False
     args.output = args.output or (WORK / "serving-quick.md" if args.quick else RESULTS)
-    args.budgets = sorted({1, BATCH_WORKERS})
+    args.budgets = BUDGETS
     return args
 
 

@@ -80,10 +80,12 @@ class Settings(BaseSettings):
     max_queue_delay_us: int = Field(default=0, ge=0)
     """How long the batcher holds a request waiting for more to fill the batch. 0 runs at once
     with whatever queued up while the previous batch ran, which already batches under load."""
-    batch_workers: int = Field(default=2, ge=1)
+    batch_workers: int = Field(default=1, ge=1)
     """Most threads per model version running merged batches. Another starts only while all are
     busy and half of `max_batch_rows` is waiting, so large requests use spare cores and small
-    ones keep being merged."""
+    ones keep being merged. One by default: on the serving benchmark a second thread gained
+    nothing at batch 1 and 64 and cost a share of the event loop's core
+    (bench/results/serving.md); more processes (`--workers`) scale batch-1 traffic instead."""
     max_queued_rows: int | None = Field(default=2048, ge=1)
     """Most rows waiting per model version for the batcher; a request beyond it gets 503 with
     `Retry-After` at once instead of a place in a queue that only grows (unset: no bound). A

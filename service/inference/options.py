@@ -46,7 +46,7 @@ class RuntimeOptions:
     dynamic_batching: bool = True
     max_batch_rows: int = 256
     max_queue_delay_us: int = 0
-    batch_workers: int = 2
+    batch_workers: int = 1
     max_queued_rows: int | None = 2048
     request_timeout_s: float | None = 10.0
     cpu_mem_arena: bool = True

@@ -104,7 +104,7 @@ def test_the_report_and_the_readme_summary(tmp_path: Path) -> None:
     )
     text = path.read_text()
     assert "- load at start: load average 0.1" in text
-    memory = text.split("#### mnist784: where aeserve's RSS goes\n")[1]
+    memory = text.split("#### mnist784: where aeserve's RSS and start-up time go\n")[1]
     assert "| import x | 1.0 | |\n" in memory and "### mnist784: start-up and memory" in text
     assert "/score batch 1 JSON vs naive, 1 thread each: **3.00×** (rounds 2.00–5.00" in text
     assert "ready 0.90 s after start (target ≤ 1 s) — holds" in text
@@ -116,11 +116,11 @@ def test_the_report_and_the_readme_summary(tmp_path: Path) -> None:
     assert replace_readme_summary("no markers", summary) == "no markers"
 
 
-def test_quick_writes_aside_and_the_budgets_include_the_default_batch_workers() -> None:
+def test_quick_writes_aside_and_measures_one_and_two_threads() -> None:
     args = parse(["--quick", "--models", "mnist784", "--peers", "litserve"])
     assert args.output.name == "serving-quick.md" and args.rounds == 2
     assert args.models == ["mnist784"] and args.peers == ["litserve"]
-    assert 1 in args.budgets and len(args.budgets) == 2
+    assert args.budgets == [1, 2]
     assert parse(["--no-peers"]).peers == []
 
 
