@@ -5,21 +5,28 @@ Here the body is refused past `max_train_body_bytes` as it arrives (413 naming t
 upload, the way for larger data), and validated on a thread for a body over `inline_body_bytes`.
 pydantic still holds the GIL while it validates, so the cap is what bounds the stall. A
 validation error is raised as FastAPI's own, so its messages are the ones FastAPI gave.
+
+Inline rows leave the parse as one float32 matrix, not as lists of Python floats: a worker
+process's lists were unpickled into millions of float objects in the API process, whose freed
+memory the allocator kept (the soak's RSS grew by a step at every inline /train).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
+import numpy as np
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from core.errors import PayloadTooLarge
+from core.errors import InvalidInput, PayloadTooLarge
 from core.settings import Settings
 from service.http import offload
 from service.http.openapi_schemas import inline_schema
 from service.jobs.schemas import TrainRequest
+from service.jobs.submission import as_matrix
 
 OPENAPI_BODY = {
     "requestBody": {
@@ -37,13 +44,31 @@ def _too_large(cap: int) -> PayloadTooLarge:
     )
 
 
-def parse_train_request(body: bytes) -> TrainRequest:
+@dataclass(frozen=True)
+class TrainBody:
+    """A validated /train body. Inline rows that make a matrix are in `rows`, and the request's
+    `data.vectors` is then None; rows that do not stay in `data.vectors`, for the submission to
+    refuse with its message."""
+
+    request: TrainRequest
+    rows: np.ndarray | None = None
+
+
+def parse_train_request(body: bytes) -> TrainBody:
     """Strictly, as the document's schema says: a JSON value of another type is refused, not
     converted (`"promote": 0`, `"epochs": "5"`). Module-level, so a worker process can run it."""
-    return TrainRequest.model_validate_json(body, strict=True)
+    request = TrainRequest.model_validate_json(body, strict=True)
+    if request.data.vectors is None:
+        return TrainBody(request)
+    try:
+        rows = as_matrix(request.data.vectors)
+    except InvalidInput:
+        return TrainBody(request)
+    data = request.data.model_copy(update={"vectors": None})
+    return TrainBody(request.model_copy(update={"data": data}), rows)
 
 
-async def read_train_request(request: Request) -> TrainRequest:
+async def read_train_request(request: Request) -> TrainBody:
     settings: Settings = request.app.state.settings
     cap = settings.max_train_body_bytes
     declared = request.headers.get("content-length", "")
@@ -63,4 +88,4 @@ async def read_train_request(request: Request) -> TrainRequest:
         raise RequestValidationError(errors, body=body) from None
 
 
-TrainRequestDep = Annotated[TrainRequest, Depends(read_train_request)]
+TrainBodyDep = Annotated[TrainBody, Depends(read_train_request)]

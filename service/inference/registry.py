@@ -17,6 +17,7 @@ import logging
 import threading
 from collections import OrderedDict
 
+from core import heap
 from core.errors import (
     AeserveError,
     CorruptVersion,
@@ -224,6 +225,7 @@ class ModelRegistry:
         logger.info(
             "loaded model %r v%d (providers: %s)", name, version, ", ".join(runtime.providers)
         )
+        heap.trim()  # what building the sessions allocated and freed, and versions let go
         return runtime
 
     def _not_found(self, name: str, version: int) -> NotFound:

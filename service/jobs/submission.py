@@ -23,8 +23,10 @@ def submit(
     datasets: DatasetStore,
     repository: Repository,
     max_parameters: int = MAX_PARAMETERS,
+    rows: np.ndarray | None = None,
 ) -> JobRecord:
-    return record_job(prepare(request, datasets, repository, max_parameters), jobs, datasets)
+    spec = prepare(request, datasets, repository, max_parameters, rows)
+    return record_job(spec, jobs, datasets)
 
 
 def prepare(
@@ -32,13 +34,15 @@ def prepare(
     datasets: DatasetStore,
     repository: Repository,
     max_parameters: int = MAX_PARAMETERS,
+    rows: np.ndarray | None = None,
 ) -> JobSpec:
-    """Validate the request and store its inline rows; the spec names the stored dataset.
-    A model over `max_parameters` (the server's setting) is refused here."""
+    """Validate the request and store its inline rows (`rows`, already a float32 matrix, or
+    `data.vectors`); the spec names the stored dataset. A model over `max_parameters` (the
+    server's setting) is refused here."""
     name = check_name(request.name)
     vectors = request.data.vectors
     feature_names = request.feature_names
-    if vectors is None:
+    if rows is None and vectors is None:
         assert request.data.dataset is not None  # TrainData guarantees one of the two
         try:
             info = datasets.info(request.data.dataset)
@@ -50,7 +54,7 @@ def prepare(
         if feature_names is None:
             feature_names = info.feature_names
     else:
-        array = as_matrix(vectors)
+        array = rows if rows is not None else as_matrix(vectors or [])
         check_data(name, request.config, DataSummary.of(array), repository, max_parameters)
         check_names(feature_names, array.shape[1])
         dataset = datasets.add_array(array).dataset

@@ -10,7 +10,7 @@ from starlette.responses import StreamingResponse
 from core.jobs.records import JobRecord
 from service.http.deps import AdminKey, DatasetsDep, JobsDep, RepositoryDep, SettingsDep
 from service.http.schemas import ErrorResponse
-from service.http.train_body import OPENAPI_BODY, TrainRequestDep
+from service.http.train_body import OPENAPI_BODY, TrainBodyDep
 from service.jobs.cancelling import cancel_and_wait
 from service.jobs.events import job_events
 from service.jobs.schemas import JobList, TrainResponse
@@ -29,10 +29,10 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     response_model=TrainResponse,
     responses=_errors(401, 409, 413, 422),
     dependencies=[AdminKey],
-    openapi_extra=OPENAPI_BODY,  # read by TrainRequestDep, off the event loop
+    openapi_extra=OPENAPI_BODY,  # read by TrainBodyDep, off the event loop
 )
 def train(
-    body: TrainRequestDep,
+    body: TrainBodyDep,
     response: Response,
     jobs: JobsDep,
     datasets: DatasetsDep,
@@ -40,7 +40,9 @@ def train(
     settings: SettingsDep,
 ) -> TrainResponse:
     """Queue a job that trains a new version of `name`; follow it at `Location`."""
-    record = submit(body, jobs, datasets, repository, settings.max_parameters)
+    record = submit(
+        body.request, jobs, datasets, repository, settings.max_parameters, rows=body.rows
+    )
     response.headers["Location"] = f"/jobs/{record.job_id}"
     return TrainResponse(job_id=record.job_id, status=record.status)
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from core.settings import Settings
 from service.http.app import create_app
+from service.http.train_body import parse_train_request
 from tests.service.jobs.helpers import API_KEY, AUTH
 
 CAP = 64 * 1024
@@ -74,3 +76,30 @@ def test_the_request_schema_is_still_documented(client: TestClient) -> None:
     schema = operation["requestBody"]["content"]["application/json"]["schema"]
     assert set(schema["properties"]) >= {"name", "data", "config", "promote"}
     assert schema["required"] == ["name", "data"]
+
+
+def test_inline_rows_leave_the_parse_as_one_float32_matrix() -> None:
+    """The API process gets a matrix from the worker, not lists of Python floats whose freed
+    memory its allocator would keep."""
+    parsed = parse_train_request(_body(300))
+    assert parsed.request.data.vectors is None and parsed.request.data.dataset is None
+    assert parsed.rows is not None
+    assert parsed.rows.dtype == np.float32 and parsed.rows.shape == (300, 4)
+    assert parsed.rows[7].tolist() == [0.25, 0.5, 0.75, 1.0]
+    by_name = parse_train_request(b'{"name": "m", "data": {"dataset": "ds_1"}}')
+    assert by_name.rows is None and by_name.request.data.dataset == "ds_1"
+
+
+def test_rows_that_make_no_matrix_get_the_submissions_message(client: TestClient) -> None:
+    rows: list[list[float]] = [[0.5, 0.5, 0.5]] * 300 + [[0.5, 0.5]]
+    body = json.dumps({"name": "m", "data": {"vectors": rows}})
+    assert 1024 < len(body) < CAP  # parsed in a worker process
+    assert parse_train_request(body.encode()).rows is None
+    answer = client.post("/train", content=body, headers=AUTH)
+    assert answer.status_code == 422
+    assert "data.vectors" in answer.json()["detail"] and "300" in answer.json()["detail"]
+
+
+def test_a_train_body_in_the_cap_is_queued_from_its_matrix(client: TestClient) -> None:
+    answer = client.post("/train", content=_body(300), headers=AUTH)
+    assert answer.status_code == 202, answer.text
