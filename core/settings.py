@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     its other commands run without the key in the shell)."""
     reload_interval_s: float = Field(default=2.0, gt=0)
     """How often each process looks for a newly promoted version."""
+    heap_trim_interval_s: float = Field(default=60.0, ge=0)
+    """How often each process hands the memory malloc holds free back to the system
+    (core/heap.py; 0: only after a version loads). Without it a server's RSS stays at the peak
+    of what request bodies once needed."""
     job_backend: Literal["local", "celery"] = "local"
     """Where training jobs run: a local process pool or Celery workers."""
     broker_url: str = "redis://127.0.0.1:6379/0"

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 from starlette.concurrency import run_in_threadpool
 
-from core import __version__
+from core import __version__, heap
 from core.settings import Settings
 from core.storage import open_repository
 from service.http import error_handlers as handlers
@@ -56,6 +56,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await run_in_threadpool(repository.sweep_staging)
     await run_in_threadpool(registry.load_all)
     registry.start_watching(settings.reload_interval_s)
+    trimmer = heap.Trimmer(settings.heap_trim_interval_s)
+    trimmer.start()
     app.state.repository = repository
     app.state.registry = registry
     app.state.metrics.versions.served = registry.served_versions
@@ -67,6 +69,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with training_jobs(app):
             yield
     finally:
+        trimmer.stop()
         registry.stop_watching()
         app.state.metrics.close()
         if app.state.decoding_processes is not None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from core import heap
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,3 +42,23 @@ def test_trim_returns_free_pages_inside_the_heap() -> None:
         pytest.skip("this C library has no malloc_trim (not glibc)")
     assert float(before) - float(after) > 150, out.stdout  # of the 218 MB freed
     assert returned == "True"
+
+
+def test_the_trimmer_trims_on_its_interval_until_stopped() -> None:
+    trimmer = heap.Trimmer(0.01)
+    trimmer.start()
+    deadline = time.monotonic() + 10
+    while trimmer.trims < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    trimmer.stop()
+    assert trimmer.trims >= 3
+    done = trimmer.trims
+    time.sleep(0.05)
+    assert trimmer.trims == done  # stopped
+
+
+def test_an_interval_of_0_starts_no_thread() -> None:
+    trimmer = heap.Trimmer(0)
+    trimmer.start()
+    assert trimmer._thread is None
+    trimmer.stop()
