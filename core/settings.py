@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     its other commands run without the key in the shell)."""
     reload_interval_s: float = Field(default=2.0, gt=0)
     """How often each process looks for a newly promoted version."""
+    cached_version_idle_s: float = Field(default=120.0, ge=0)
+    """A version that is not active stays loaded after a request named it (or after it was
+    replaced by a promotion) until no request has named it for this long; 0: until the cache of
+    4 such versions needs its place. Each holds its onnxruntime sessions' memory."""
     heap_trim_interval_s: float = Field(default=60.0, ge=0)
     """How often each process hands the memory malloc holds free back to the system
     (core/heap.py; 0: only after a version loads). Without it a server's RSS stays at the peak

@@ -51,7 +51,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     repository = open_repository(settings)
     app.state.metrics.store_problem = repository.unreachable
     registry = ModelRegistry(
-        repository, RuntimeOptions.from_settings(settings), settings.default_model
+        repository,
+        RuntimeOptions.from_settings(settings),
+        settings.default_model,
+        cache_idle_s=settings.cached_version_idle_s or None,
     )
     await run_in_threadpool(repository.sweep_staging)
     await run_in_threadpool(registry.load_all)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import OrderedDict
 
 from core import heap
@@ -36,6 +37,9 @@ logger = logging.getLogger("aeserve.registry")
 
 CACHE_SIZE = 4
 """Non-active versions kept loaded for requests that name a version (least recently used go)."""
+CACHE_IDLE_S = 120.0
+"""A cached version no request has named for this long is unloaded (None: kept until the cache
+needs its place)."""
 
 
 class ModelRegistry:
@@ -46,16 +50,19 @@ class ModelRegistry:
         default_model: str | None,
         *,
         cache_size: int = CACHE_SIZE,
+        cache_idle_s: float | None = CACHE_IDLE_S,
     ) -> None:
         self.repository = repository
         self.options = options
         self.default_model = default_model
         self.cache_size = cache_size
+        self.cache_idle_s = cache_idle_s
         self._active: dict[str, ModelRuntime] = {}  # replaced whole, never mutated
         self._names: tuple[str, ...] = ()  # every model in the repository at the last refresh
         # Models with an active version that serve none, as of the last refresh; None before it.
         self._unloaded: tuple[str, ...] | None = None
         self._cache: OrderedDict[tuple[str, int], ModelRuntime] = OrderedDict()
+        self._used: dict[tuple[str, int], float] = {}  # when a request last named each, monotonic
         self._cache_lock = threading.Lock()
         self._load_lock = threading.Lock()  # one load at a time: no version is loaded twice
         self._refresh_lock = threading.Lock()
@@ -184,6 +191,7 @@ class ModelRegistry:
             runtime = self._cache.get(key)
             if runtime is not None:
                 self._cache.move_to_end(key)
+                self._used[key] = time.monotonic()
         if runtime is not None:
             # A deleted version must stop answering at once, not at the next refresh.
             if check_exists and not (runtime.folder / "manifest.json").is_file():
@@ -235,14 +243,18 @@ class ModelRegistry:
 
     def _remember(self, runtime: ModelRuntime) -> None:
         with self._cache_lock:
-            self._cache[(runtime.name, runtime.version)] = runtime
-            self._cache.move_to_end((runtime.name, runtime.version))
+            key = (runtime.name, runtime.version)
+            self._cache[key] = runtime
+            self._cache.move_to_end(key)
+            self._used[key] = time.monotonic()
             while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+                oldest, _ = self._cache.popitem(last=False)
+                self._used.pop(oldest, None)
 
     def _evict(self, key: tuple[str, int]) -> None:
         with self._cache_lock:
             self._cache.pop(key, None)
+            self._used.pop(key, None)
 
     # -- promoting -----------------------------------------------------------------------------
 
@@ -360,10 +372,18 @@ class ModelRegistry:
             return True
 
     def _purge_cache(self, names: tuple[str, ...]) -> None:
+        """Drop cached versions whose model or files are gone, and those idle past
+        `cache_idle_s`: each holds its sessions' memory (the periodic heap trim returns it)."""
+        idle_since = None if not self.cache_idle_s else time.monotonic() - self.cache_idle_s
         with self._cache_lock:
             for key, runtime in list(self._cache.items()):
-                if key[0] not in names or not (runtime.folder / "manifest.json").is_file():
+                gone = key[0] not in names or not (runtime.folder / "manifest.json").is_file()
+                idle = idle_since is not None and self._used.get(key, 0.0) < idle_since
+                if gone or idle:
                     del self._cache[key]
+                    self._used.pop(key, None)
+                    if idle:
+                        logger.info("model %r v%d: unloaded, idle in the cache", *key)
 
     def start_watching(self, interval_s: float) -> None:
         """Refresh every `interval_s` seconds in a daemon thread until `stop_watching()`."""

@@ -28,8 +28,16 @@ from tests.tiny_model import publish_tiny_model, reference_outputs, sample_vecto
 def make_registry(repository: ModelRepository) -> Iterator[Any]:
     made: list[ModelRegistry] = []
 
-    def make(default_model: str | None = None, cache_size: int = 4) -> ModelRegistry:
-        registry = ModelRegistry(repository, RuntimeOptions(), default_model, cache_size=cache_size)
+    def make(
+        default_model: str | None = None, cache_size: int = 4, cache_idle_s: float | None = None
+    ) -> ModelRegistry:
+        registry = ModelRegistry(
+            repository,
+            RuntimeOptions(),
+            default_model,
+            cache_size=cache_size,
+            cache_idle_s=cache_idle_s,
+        )
         registry.load_all()
         made.append(registry)
         return registry
@@ -166,6 +174,39 @@ def test_the_version_cache_forgets_the_least_recently_used(
     registry.get("tiny", 4)  # evicts v3
     assert registry.get("tiny", 2) is v2
     assert registry.get("tiny", 3) is not v3
+
+
+def test_a_cached_version_left_idle_is_unloaded(
+    repository: ModelRepository, tiny_model: dict[str, Any], make_registry: Any
+) -> None:
+    """A version no request names, a replaced one included, does not hold its memory forever."""
+    publish_tiny_model(repository, "tiny", seed=2, promote=False)
+    registry = make_registry(cache_idle_s=0.3)
+    named = registry.get("tiny", 2)
+    registry.promote("tiny", 2)  # v1, replaced, goes to the cache
+    assert registry.served_versions() == {("tiny", "1"), ("tiny", "2")}
+    assert registry.get("tiny") is named
+    time.sleep(0.1)
+    registry.refresh()
+    assert ("tiny", "1") in registry.served_versions()  # not idle yet
+    time.sleep(0.3)
+    registry.refresh()
+    assert registry.served_versions() == {("tiny", "2")}  # the active one is never unloaded
+    again = registry.get("tiny", 1)  # loaded again on demand
+    assert again.version == 1 and ("tiny", "1") in registry.served_versions()
+
+
+def test_a_cached_version_in_use_stays_loaded(
+    repository: ModelRepository, tiny_model: dict[str, Any], make_registry: Any
+) -> None:
+    publish_tiny_model(repository, "tiny", seed=2, promote=False)
+    registry = make_registry(cache_idle_s=0.3)
+    second = registry.get("tiny", 2)
+    for _ in range(5):
+        time.sleep(0.1)
+        assert registry.get("tiny", 2) is second
+        registry.refresh()
+    assert ("tiny", "2") in registry.served_versions()
 
 
 def test_a_deleted_version_stops_answering(
