@@ -165,9 +165,11 @@ async def decode_batch(
     threshold: float | None = None,
     explain: bool = False,
     top: int | None = None,
+    brackets: int | None = None,
 ) -> Batch:
     """The request's matrix, checked against the model, and its /score options: a large JSON
-    body parsed in a worker process, a large `.npy` one on a thread (service/http/offload.py)."""
+    body parsed in a worker process, a large `.npy` one on a thread (service/http/offload.py).
+    `brackets`: a JSON body's count of `[`, where its chunks were counted as they arrived."""
     dim = runtime.codes_width() if schema is DecodeRequest else runtime.input_dim
     max_rows = runtime.options.max_batch
     arguments = (body, content_type, schema, dim, runtime.label, max_rows)
@@ -175,9 +177,10 @@ async def decode_batch(
     if is_npy(content_type):
         array, parsed = await offload.decode(scope, size, read_batch, *arguments)
     else:
-        # Rows counted here first: a body of too many rows is refused without being copied to
-        # the process that would parse it.
-        brackets = await offload.decode(scope, size, count_brackets, body, max_rows)
+        # Rows counted first: a body of too many rows is refused without being copied to the
+        # process that would parse it.
+        if brackets is None:
+            brackets = await offload.decode(scope, size, count_brackets, body, max_rows)
         array, parsed = await offload.parse(scope, size, read_batch, *arguments, brackets)
     metrics.observe_batch(route, runtime.name, len(array))
     if isinstance(parsed, ScoreRequest | ScoreOptionFields) and "top" in parsed.model_fields_set:
@@ -236,7 +239,7 @@ async def _read(
     route = getattr(request.scope.get("route"), "path", request.url.path)
     metrics = get_metrics(request)
     arguments = (body, content_type, schema, runtime, metrics, route, threshold, explain, top)
-    return await decode_batch(request.scope, *arguments)
+    return await decode_batch(request.scope, *arguments, rows.brackets if rows else None)
 
 
 def _batch_reader(schema: BatchSchema) -> Callable[..., Awaitable[Batch]]:

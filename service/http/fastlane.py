@@ -165,6 +165,7 @@ class InferenceFastLane:
             query.threshold,
             query.explain,
             query.top,
+            rows.brackets if rows is not None else None,  # counted as it arrived
         )
         arguments: dict[str, Any] = {
             "runtime": runtime,
