@@ -176,12 +176,19 @@ def test_the_version_cache_forgets_the_least_recently_used(
     assert registry.get("tiny", 3) is not v3
 
 
-def test_a_cached_version_left_idle_is_unloaded(
+@pytest.fixture
+def idle_after_300_ms(
     repository: ModelRepository, tiny_model: dict[str, Any], make_registry: Any
-) -> None:
-    """A version no request names, a replaced one included, does not hold its memory forever."""
+) -> ModelRegistry:
+    """A registry that unloads cached versions after 0.3 s unnamed; tiny v1 active, v2 not."""
     publish_tiny_model(repository, "tiny", seed=2, promote=False)
-    registry = make_registry(cache_idle_s=0.3)
+    registry: ModelRegistry = make_registry(cache_idle_s=0.3)
+    return registry
+
+
+def test_a_cached_version_left_idle_is_unloaded(idle_after_300_ms: ModelRegistry) -> None:
+    """A version no request names, a replaced one included, does not hold its memory forever."""
+    registry = idle_after_300_ms
     named = registry.get("tiny", 2)
     registry.promote("tiny", 2)  # v1, replaced, goes to the cache
     assert registry.served_versions() == {("tiny", "1"), ("tiny", "2")}
@@ -196,11 +203,8 @@ def test_a_cached_version_left_idle_is_unloaded(
     assert again.version == 1 and ("tiny", "1") in registry.served_versions()
 
 
-def test_a_cached_version_in_use_stays_loaded(
-    repository: ModelRepository, tiny_model: dict[str, Any], make_registry: Any
-) -> None:
-    publish_tiny_model(repository, "tiny", seed=2, promote=False)
-    registry = make_registry(cache_idle_s=0.3)
+def test_a_cached_version_in_use_stays_loaded(idle_after_300_ms: ModelRegistry) -> None:
+    registry = idle_after_300_ms
     second = registry.get("tiny", 2)
     for _ in range(5):
         time.sleep(0.1)
