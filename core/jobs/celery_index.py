@@ -27,6 +27,13 @@ _JOBS = "aeserve:jobs"
 _FINISHED = "aeserve:jobs:finished"
 BATCH = 200
 """Jobs read per pipeline: one round trip each."""
+# KEYS[1]: the job's hash; ARGV: status, finished_at[, error]. 1 if this verdict was recorded.
+_CLOSE = """
+if redis.call('HSETNX', KEYS[1], 'status', ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'finished_at', ARGV[2])
+if ARGV[3] then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
+return 1
+"""
 
 
 def _job(job_id: str) -> str:
@@ -41,6 +48,7 @@ class JobIndex:
     def __init__(self, client: redis.Redis, heartbeat_timeout_s: float) -> None:
         self.client = client
         self.heartbeat_timeout_ms = max(1, round(heartbeat_timeout_s * 1000))
+        self._close = client.register_script(_CLOSE)
 
     @classmethod
     def from_url(cls, url: str, heartbeat_timeout_s: float) -> JobIndex:
@@ -134,12 +142,8 @@ class JobIndex:
         return bool(self.client.exists(_alive(job_id)))
 
     def close(self, job_id: str, status: str, error: str | None = None) -> bool:
-        """Record how a job ended when its task cannot; the first verdict stands."""
-        if not self.client.hsetnx(_job(job_id), "status", status):
-            return False
-        pipe = self.client.pipeline()
-        pipe.hset(_job(job_id), "finished_at", utc_now().isoformat())
-        if error is not None:
-            pipe.hset(_job(job_id), "error", error)
-        pipe.execute()
-        return True
+        """Record how a job ended when its task cannot; the first verdict stands. Written in
+        one step (a script Redis runs whole): a reader never sees `status` without
+        `finished_at`, which it read in between and answered 500."""
+        args = [status, utc_now().isoformat(), *([error] if error is not None else [])]
+        return bool(self._close(keys=[_job(job_id)], args=args))
