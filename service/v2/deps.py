@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from core.errors import BadRequest
 from service.http import offload
 from service.http.deps import RegistryDep, SettingsDep, get_metrics
 from service.v2 import tensors, wire
@@ -33,11 +34,12 @@ async def read_inference(
     request: Request, model: ModelDep, settings: SettingsDep
 ) -> tensors.Inference:
     """The body, split into its JSON header and binary section, decoded against the model; on a
-    thread when it is large or compressed (service/http/offload.py)."""
+    thread when its JSON is large or the body compressed (service/http/offload.py). A binary
+    section is viewed, not parsed, so its size does not send the decoding to a thread."""
     body = await request.body()
     encoding = request.headers.get("content-encoding")
-    size = len(body) if encoding is None else len(body) + settings.inline_body_bytes + 1
     header_value = request.headers.get(wire.HEADER)
+    size = _work_size(body, encoding, header_value, settings.inline_body_bytes)
     limit = settings.max_body_bytes
     inference = await offload.decode(
         request.scope, size, _decode, model, body, encoding, header_value, limit
@@ -46,6 +48,18 @@ async def read_inference(
     rows = next(iter(inference.arrays.values())).shape[0]
     get_metrics(request).observe_batch(route, model.runtime.name, rows)
     return inference
+
+
+def _work_size(body: bytes, encoding: str | None, header_value: str | None, inline: int) -> int:
+    """The bytes whose decoding costs in proportion to their size: the JSON, all of a
+    compressed body."""
+    if encoding is not None:
+        return len(body) + inline + 1
+    try:
+        length = wire.header_length(header_value, len(body))
+    except BadRequest:
+        return 0  # refused at once by `_decode`, worded there
+    return len(body) if length is None else length
 
 
 def _decode(
