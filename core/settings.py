@@ -119,9 +119,10 @@ class Settings(BaseSettings):
     holding Python's GIL, which stalls every request for as long. Larger data goes up once with
     POST /datasets and is named by `data.dataset`."""
     inline_body_bytes: int = Field(default=256 * 1024, ge=0)
-    """Bodies up to this size are decoded on the event loop (a thread hop costs a small body more
-    than its decoding); larger ones on a thread, so no request holds the others up while its
-    body is parsed."""
+    """JSON bodies up to this size are decoded on the event loop (a thread hop costs a small body
+    more than its decoding); larger ones on a thread, so no request holds the others up while its
+    body is parsed. A `.npy` body and a v2 body's binary section are views of the bytes, whatever
+    their size, so they never need the hop."""
     decode_threads: int = Field(default=2, ge=1)
     """Most large bodies decoded at once per process; the others wait for a thread."""
     process_body_bytes: int = Field(default=1024 * 1024, ge=0)
