@@ -5,11 +5,12 @@ batcher's bounded queue: every request whose body is read, decoded and answered 
 event loop with all the others, so each waits in proportion to how many there are (Little's law:
 1,000 open requests at 600 answered a second is 1.6 s each). A bound on requests in progress
 keeps that wait short; the excess is refused with `Retry-After`, which costs the loop far less
-than serving it. A body of at most `DRAIN_BYTES` (as declared) is read and dropped first, so the
-connection stays open for the client's next request: closing it made every refused client
-connect again, and under overload the new connections piled up past uvicorn's own limit (whose
-503s carry no `Retry-After`). A larger or chunked body is refused as soon as the head arrives,
-unread, and the connection closed.
+than serving it. The refusal is sent as soon as the head arrives, unread by the application: for
+a body of at most `DISCARD_BYTES` (as declared) the connection stays open, and uvicorn's protocol
+(either of them) skips the rest of the body as it arrives, without a message to the
+application for each part of it; closing it made every refused client connect again, and under
+overload the new connections piled up past uvicorn's own limit (whose 503s carry no
+`Retry-After`). A larger or chunked body is not worth reading: the connection is closed.
 
 A request counts as in progress once its whole body has arrived: a client sending its body
 slowly holds no place (the body timeout cuts it off), so slow clients cannot lock others out.
@@ -24,8 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.http.body_limit import declared_length
 from service.http.encoding import dump_json
 
-DRAIN_BYTES = 1 << 20
-"""Largest declared body read and dropped before a refusal, keeping the connection open."""
+DISCARD_BYTES = 1 << 20
+"""Largest declared body skipped after a refusal, keeping the connection open."""
 
 _INFERENCE = frozenset({"/score", "/encode", "/decode", "/reconstruct"})
 _V2_INFER = "/v2/models/{name}/infer"
@@ -68,8 +69,8 @@ class InferenceAdmission:
         if self.in_progress >= self.limit:
             scope["route"] = _Template(template)
             length = declared_length(scope)
-            drained = length is not None and length <= DRAIN_BYTES and await _drain(receive)
-            await _refuse(template, send, self.limit, keep_alive=drained)
+            keep_alive = length is not None and length <= DISCARD_BYTES
+            await _refuse(template, send, self.limit, keep_alive=keep_alive)
             return
         counted = False
 
@@ -88,16 +89,6 @@ class InferenceAdmission:
                 self.in_progress -= 1
 
 
-async def _drain(receive: Receive) -> bool:
-    """Read the body to its end; False if the client left meanwhile."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return False
-        if not message.get("more_body", False):
-            return True
-
-
 async def _refuse(template: str, send: Send, limit: int, *, keep_alive: bool) -> None:
     key = "error" if template.startswith("/v2") else "detail"
     message = f"the server is working on {limit} inference requests, its most; retry shortly"
@@ -108,6 +99,6 @@ async def _refuse(template: str, send: Send, limit: int, *, keep_alive: bool) ->
         (b"retry-after", b"1"),
     ]
     if not keep_alive:
-        headers.append((b"connection", b"close"))  # the body was not read
+        headers.append((b"connection", b"close"))  # the body is not worth reading
     await send({"type": "http.response.start", "status": 503, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -1,14 +1,22 @@
 """Inference requests beyond `max_inference_in_progress` are refused at the door: 503 with
-`Retry-After`; a small declared body read and dropped so the connection stays open, a large or
-chunked one unread and the connection closed; a client still sending its body holds no place,
+`Retry-After` as soon as the head arrives; after a small declared body the connection stays open
+(the server skips the body), after a large or chunked one it is closed; a client still sending its body holds no place,
 and every other route is never refused."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO
 
+import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from core.settings import Settings
@@ -92,35 +100,105 @@ def test_a_request_beyond_the_limit_is_a_503_before_its_body_is_read() -> None:
     asyncio.run(main())
 
 
-def test_a_small_refused_body_is_read_and_the_connection_kept() -> None:
-    """Closing made each refused client connect again: under overload the new connections
-    piled up past uvicorn's own limit, whose 503s carry no Retry-After."""
+class _ThreadHeldApp:
+    """`_HeldApp` for a server in another thread: released by a `threading.Event`."""
 
-    async def main() -> None:
-        inner, app, first = await _one_in_progress()
-        scope = _scope("/score")
-        scope["headers"] = [(b"content-length", b"6")]
-        chunks = [b"{}", b"    "]
-        receive = _body(*chunks)
-        read: list[bytes] = []
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()
 
-        async def reading() -> dict[str, Any]:
-            message: dict[str, Any] = await receive()
-            read.append(message["body"])
-            return message
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        self.entered.set()
+        while (await receive()).get("more_body"):
+            pass
+        while not self.release.is_set():
+            await asyncio.sleep(0.01)
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+        )
+        await send({"type": "http.response.body", "body": b"{}"})
 
-        start, body = await _call(app, scope, reading)
-        assert read == chunks  # read to its end before the answer
-        assert start["status"] == 503
-        headers = dict(start["headers"])
-        assert b"connection" not in headers
-        assert headers[b"retry-after"] == b"1"
-        assert int(headers[b"content-length"]) == len(body["body"])
-        assert inner.entered == 1
+
+class _CountingReads:
+    """Counts the body messages the application below it reads."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.reads = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def counted() -> Any:
+            self.reads += 1
+            return await receive()
+
+        await self.app(scope, counted, send)
+
+
+@contextmanager
+def _uvicorn(app: Any, protocol: str) -> Iterator[int]:
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        ws="none",
+        lifespan="off",
+        http=f"service.http.connections:{protocol}",
+    )
+    served = uvicorn.Server(config)
+    thread = threading.Thread(target=served.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not served.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield served.servers[0].sockets[0].getsockname()[1]
+    finally:
+        served.should_exit = True
+        thread.join(10)
+
+
+def _read_answer(stream: BinaryIO) -> bytes:
+    """The head of the next response on `stream`, its body read past (all carry Content-Length)."""
+    head = b""
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        head += line
+    match = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
+    assert match is not None, head
+    stream.read(int(match[1]))
+    return head
+
+
+@pytest.mark.parametrize("protocol", ["TimedHttpToolsProtocol", "TimedH11Protocol"])
+def test_a_small_refused_body_is_skipped_unread_and_the_connection_kept(protocol: str) -> None:
+    """The application never reads it (it is answered at once); the server skips its bytes and
+    takes the next request on the same connection. Closing made each refused client connect
+    again: under overload the new connections piled up past uvicorn's own limit, whose 503s
+    carry no Retry-After."""
+    inner = _ThreadHeldApp()
+    app = _CountingReads(InferenceAdmission(inner, limit=1))
+    with _uvicorn(app, protocol) as port:
+        held = socket.create_connection(("127.0.0.1", port))
+        held.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        assert inner.entered.wait(10)
+        refused = socket.create_connection(("127.0.0.1", port), timeout=10)
+        body = b"[" + b"0," * 100_000 + b"0]"  # 200 KB, the next request right behind it
+        request = b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+        refused.sendall(request % (len(body), body) * 2)
+        answers = refused.makefile("rb")
+        for _ in range(2):
+            head = _read_answer(answers)
+            assert head.startswith(b"HTTP/1.1 503")
+            assert b"retry-after: 1" in head.lower()
+            assert b"connection: close" not in head.lower()
+        assert app.reads == 1  # the held request's body; the refused ones were never read
         inner.release.set()
-        await first
-
-    asyncio.run(main())
+        assert _read_answer(held.makefile("rb")).startswith(b"HTTP/1.1 200")
+        held.close()
+        refused.close()
 
 
 def test_a_client_still_sending_its_body_holds_no_place() -> None:
