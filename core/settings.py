@@ -92,15 +92,19 @@ class Settings(BaseSettings):
     request that finds nothing waiting is taken whatever its size."""
     max_inference_in_progress: int | None = Field(default=128, ge=1)
     """Most inference requests per process being worked on (body received, not yet answered);
-    beyond it a request gets 503 with `Retry-After` (service/http/admission.py: a body of up to
-    1 MiB is read and dropped, keeping the connection; a larger one is not read) (unset: no
-    bound). Requests in progress share one event loop, so each waits in proportion to
+    beyond it a request gets 503 with `Retry-After` as soon as its head arrives
+    (service/http/admission.py: the server skips a body of up to 1 MiB unread, keeping the
+    connection, and closes it on a larger one) (unset: no bound). Requests in progress share one event loop, so each waits in proportion to
     their number: the bound keeps latency short when more arrive than the server can answer."""
     request_timeout_s: float | None = Field(default=10.0, gt=0)
     """Deadline of an inference request once its rows are queued: past it the client gets 504
     and its rows leave the queue if they have not started (unset: no deadline)."""
-    cpu_mem_arena: bool = True
-    """onnxruntime's CPU memory arena: buffers are reused between runs instead of reallocated."""
+    cpu_mem_arena: bool = False
+    """onnxruntime's CPU memory arena: buffers kept by each session between runs instead of
+    taken from malloc. Off by default: with it on, a server through version swaps under traffic
+    grew by 2-3 MB with each swap (no session left alive) and stayed flat with it off, and malloc
+    with fixed thresholds (core/heap.py) reuses the same buffers at a cost of a few percent
+    (bench/results/serving.md)."""
     mem_pattern: bool = True
     """onnxruntime's memory pattern: allocations planned once per input shape and reused."""
     inference_fast_lane: bool = True
