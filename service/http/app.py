@@ -56,6 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.default_model,
         cache_idle_s=settings.cached_version_idle_s or None,
     )
+    heap.configure()  # before the first version's sessions allocate (core/heap.py)
     await run_in_threadpool(repository.sweep_staging)
     await run_in_threadpool(registry.load_all)
     registry.start_watching(settings.reload_interval_s)

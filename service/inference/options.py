@@ -49,7 +49,7 @@ class RuntimeOptions:
     batch_workers: int = 1
     max_queued_rows: int | None = 2048
     request_timeout_s: float | None = 10.0
-    cpu_mem_arena: bool = True
+    cpu_mem_arena: bool = False
     mem_pattern: bool = True
 
     @classmethod

@@ -62,3 +62,44 @@ def test_an_interval_of_0_starts_no_thread() -> None:
     trimmer.start()
     assert trimmer._thread is None
     trimmer.stop()
+
+
+# 8 MB freed: with glibc's own thresholds a block that size is mapped apart and unmapped at once;
+# with the fixed ones it stays in the heap for reuse until a trim returns it.
+KEPT_FOR_REUSE = """
+import sys
+from core import heap
+
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+
+configured = heap.configure() if sys.argv[1] == "fixed" else None
+block = bytearray(8 << 20)
+held = rss_mb()
+del block
+freed = rss_mb()
+heap.trim()
+print(configured, held - freed, held - rss_mb())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_fixed_thresholds_keep_a_freed_block_for_reuse_until_a_trim() -> None:
+    def run(mode: str) -> tuple[str, float, float]:
+        out = subprocess.run(
+            [sys.executable, "-c", KEPT_FOR_REUSE, mode],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 0, out.stderr
+        configured, at_free, at_trim = out.stdout.split()
+        return configured, float(at_free), float(at_trim)
+
+    configured, at_free, at_trim = run("fixed")
+    if configured != "True":
+        pytest.skip("this C library has no mallopt (not glibc)")
+    assert at_free < 1  # kept: the next block of that size reuses it
+    assert at_trim > 7  # returned by the trim
+    _, at_free, _ = run("glibc")
+    assert at_free > 7  # glibc's own threshold: unmapped at once
