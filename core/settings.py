@@ -94,8 +94,9 @@ class Settings(BaseSettings):
     """Most inference requests per process being worked on (body received, not yet answered);
     beyond it a request gets 503 with `Retry-After` as soon as its head arrives
     (service/http/admission.py: the server skips a body of up to 1 MiB unread, keeping the
-    connection, and closes it on a larger one) (unset: no bound). Requests in progress share one event loop, so each waits in proportion to
-    their number: the bound keeps latency short when more arrive than the server can answer."""
+    connection, and closes it on a larger one) (unset: no bound). Requests in progress share
+    one event loop, so each waits in proportion to their number: the bound keeps latency short
+    when more arrive than the server can answer."""
     request_timeout_s: float | None = Field(default=10.0, gt=0)
     """Deadline of an inference request once its rows are queued: past it the client gets 504
     and its rows leave the queue if they have not started (unset: no deadline)."""
