@@ -51,7 +51,7 @@ import numpy as np
 
 from bench import open_loop
 from bench import soak as soak_run
-from bench.prepare import ROOT, WORK, models
+from bench.prepare import ROOT, WORK, bodies, models
 from bench.servers import free_port
 
 REPOSITORY = WORK / "repository"
@@ -311,7 +311,8 @@ def attack(source: Path, lines: list[str]) -> None:
 
 def overload(source: Path, lines: list[str]) -> None:
     lines += ["## Open-loop load at twice the saturation rate", ""]
-    body = (WORK / f"{MODEL}-64.npy").read_bytes()  # 64 rows, as the serving benchmark sends
+    (digits,) = (model for model in models(REPOSITORY) if model.name == MODEL)
+    body = bodies(digits, 64).npy.read_bytes()  # 64 rows, as the serving benchmark sends
     request = open_loop.request_bytes("/score", body, "application/x-npy")
     # The server on one CPU and this generator on another, so that neither takes the other's
     # time: sharing both, the generator's work at twice the rate left the server less CPU than
