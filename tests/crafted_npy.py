@@ -28,6 +28,8 @@ CRAFTED = {
     "shape-of-400-gb": npy(_header("(10000000, 10000)")),
     "negative-rows": npy(_header("(-1, 4)"), b"\0" * 16),
     "deeply-nested-shape": npy(_header("(" * 200 + ")" * 200)),
+    "header-longer-than-the-body": b"\x93NUMPY\x01\x00\xff\xff{'descr': '<f4'",
+    "cut-inside-its-length": b"\x93NUMPY\x02\x00\x10",
 }
 
 
