@@ -103,3 +103,56 @@ def test_fixed_thresholds_keep_a_freed_block_for_reuse_until_a_trim() -> None:
     assert at_trim > 7  # returned by the trim
     _, at_free, _ = run("glibc")
     assert at_free > 7  # glibc's own threshold: unmapped at once
+
+
+# Six threads allocating at once, each holding its buffers until all have allocated; then
+# malloc_info's XML lists one <heap> per arena.
+ARENAS = """
+import ctypes, sys, tempfile, threading
+from core import heap
+
+configured = heap.configure() if sys.argv[1] == "capped" else None
+barrier = threading.Barrier(7)  # the six and this thread
+
+def allocate():
+    held = [bytearray(4096) for _ in range(2000)]
+    barrier.wait()
+    barrier.wait()
+
+threads = [threading.Thread(target=allocate) for _ in range(6)]
+for thread in threads:
+    thread.start()
+libc = ctypes.CDLL("libc.so.6")
+libc.fopen.restype = ctypes.c_void_p
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+with tempfile.NamedTemporaryFile(suffix=".xml") as out:
+    barrier.wait()  # every thread holds its buffers
+    stream = libc.fopen(out.name.encode(), b"w")
+    libc.malloc_info(0, stream)
+    libc.fclose(stream)
+    barrier.wait()
+    for thread in threads:
+        thread.join()
+    print(configured, open(out.name).read().count("<heap nr="))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_info")
+def test_threads_share_at_most_arena_max_arenas() -> None:
+    def run(mode: str) -> tuple[str, int]:
+        out = subprocess.run(
+            [sys.executable, "-c", ARENAS, mode], cwd=REPO_ROOT, capture_output=True, text=True
+        )
+        if out.returncode != 0 and "malloc_info" in out.stderr:
+            pytest.skip("this C library has no malloc_info (not glibc)")
+        assert out.returncode == 0, out.stderr
+        configured, arenas = out.stdout.split()
+        return configured, int(arenas)
+
+    configured, arenas = run("capped")
+    if configured != "True":
+        pytest.skip("this C library has no mallopt (not glibc)")
+    assert arenas <= heap.ARENA_MAX
+    _, arenas = run("glibc")
+    assert arenas > heap.ARENA_MAX  # glibc's own: an arena for each thread allocating at once
