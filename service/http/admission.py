@@ -10,7 +10,10 @@ a body of at most `DISCARD_BYTES` (as declared) the connection stays open, and u
 (either of them) skips the rest of the body as it arrives, without a message to the
 application for each part of it; closing it made every refused client connect again, and under
 overload the new connections piled up past uvicorn's own limit (whose 503s carry no
-`Retry-After`). A larger or chunked body is not worth reading: the connection is closed.
+`Retry-After`). A larger or chunked body is not worth reading: the connection is closed. A
+client that sends `Expect: 100-continue` is refused before it sends its body at all (uvicorn
+sends `100 Continue` only when the application first reads); for the others, taking in the
+skipped body is most of what a refusal costs (bench/results/reliability.md).
 
 A request counts as in progress once its whole body has arrived: a client sending its body
 slowly holds no place (the body timeout cuts it off), so slow clients cannot lock others out.

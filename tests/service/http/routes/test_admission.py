@@ -201,6 +201,28 @@ def test_a_small_refused_body_is_skipped_unread_and_the_connection_kept(protocol
         refused.close()
 
 
+def test_a_client_that_expects_100_continue_is_refused_before_it_sends_its_body() -> None:
+    """uvicorn sends `100 Continue` only when the application first reads the body; a refusal
+    reads nothing, so such a client's first answer is the 503 and its body is never sent."""
+    inner = _ThreadHeldApp()
+    with _uvicorn(InferenceAdmission(inner, limit=1), "TimedHttpToolsProtocol") as port:
+        held = socket.create_connection(("127.0.0.1", port))
+        held.sendall(b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        assert inner.entered.wait(10)
+        waiting = socket.create_connection(("127.0.0.1", port), timeout=10)
+        waiting.sendall(
+            b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n"
+            b"Expect: 100-continue\r\n\r\n"
+        )
+        head = _read_answer(waiting.makefile("rb"))
+        assert head.startswith(b"HTTP/1.1 503"), head
+        assert b"retry-after: 1" in head.lower()
+        inner.release.set()
+        assert _read_answer(held.makefile("rb")).startswith(b"HTTP/1.1 200")
+        held.close()
+        waiting.close()
+
+
 def test_a_client_still_sending_its_body_holds_no_place() -> None:
     async def main() -> None:
         inner = _HeldApp()
