@@ -26,6 +26,7 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from core import rules
 from core.errors import InvalidInput, PayloadTooLarge
 from core.settings import Settings
 from service.http import offload
@@ -80,9 +81,7 @@ def _parse_rows_apart(body: bytes) -> TrainBody | None:
     """The body's inline rows from simdjson's buffer of doubles and the rest validated by
     pydantic, for a body whose `data.vectors` is n rows of w numbers, no key twice, and rows
     finite in float32, and the rest valid with one row of zeros in their place; else None."""
-    if not body.lstrip().startswith(b"{"):
-        return None
-    try:
+    try:  # not JSON: ValueError; nested past the recursion limit: RecursionError (a RuntimeError)
         document = simdjson.Parser().parse(body)
         if not isinstance(document, simdjson.Object) or not _unique_keys(document):
             return None
@@ -102,13 +101,7 @@ def _parse_rows_apart(body: bytes) -> TrainBody | None:
         values = np.frombuffer(vectors.as_buffer(of_type="d"), dtype=np.float64)
         rest: dict[str, Any] = {key: _plain(document[key]) for key in document if key != "data"}
         rest["data"] = {key: _plain(data[key]) for key in data if key != "vectors"}
-    except (
-        ValueError,
-        TypeError,
-        KeyError,
-        IndexError,
-        RuntimeError,
-    ):  # not JSON, or of another shape
+    except (ValueError, TypeError, KeyError, IndexError, RuntimeError):  # or of another shape
         return None
     stand_in = orjson.dumps({**rest, "data": {**rest["data"], "vectors": [[0.0] * width]}})
     # Every `[` of the body is either the rest's or one of the rows': none nested in a row.
@@ -116,14 +109,13 @@ def _parse_rows_apart(body: bytes) -> TrainBody | None:
         return None
     with np.errstate(over="ignore"):
         rows = values.reshape(n, width).astype(np.float32)
-    if not np.isfinite(np.add.reduce(rows, axis=None)) and not np.isfinite(rows).all():
-        return None  # pydantic's path names the cell
     try:
+        rules.check_finite(rows)
         request = TrainRequest.model_validate_json(stand_in, strict=True)
-    except ValidationError:
-        return None  # refused: pydantic words it from the whole body, its inputs as sent
-    data_ = request.data.model_copy(update={"vectors": None})
-    return TrainBody(request.model_copy(update={"data": data_}), rows)
+    except (InvalidInput, ValidationError):
+        return None  # refused: the whole body's path words it, with the values as sent
+    without_rows = request.data.model_copy(update={"vectors": None})
+    return TrainBody(request.model_copy(update={"data": without_rows}), rows)
 
 
 def _unique_keys(obj: Any) -> bool:
