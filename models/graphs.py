@@ -39,7 +39,7 @@ class ScoringGraph(nn.Module):
     feature_errors [n, d].
 
     Without `latent` the score is the mean feature error (the `reconstruction` score); with it,
-    the `combined` score of models/scoring.py.
+    the `manifold` or `combined` score of models/scoring.py.
     """
 
     def __init__(
@@ -63,7 +63,8 @@ class ScoringGraph(nn.Module):
             errors = (s - s_hat) ** 2
         scores = errors.mean(dim=1)
         if self.combined is not None:
-            scores = self.combined(scores, codes)
+            points = codes if self.combined.space == "codes" else s_hat
+            scores = self.combined(scores, points)
         return codes, self.scaling.invert(s_hat), scores, errors
 
 

@@ -38,8 +38,9 @@ def compare_outputs(
     the graphs return them); the largest difference seen, in the units each output is judged in.
 
     `x` is the graph's input: raw rows for the scoring graph, which the errors are taken against.
-    `latent`: the scoring graph's score is the combined one (models/scoring.py); each of its
-    terms may then differ by what its own inputs may, divided by its calibration mean.
+    `latent`: the scoring graph's score is the manifold or combined one (models/scoring.py);
+    each of its terms may then differ by what its own inputs may, divided by its calibration
+    mean (and the distance term times its weight).
     """
     offset = scaling.offset.astype(np.float64)
     scale = scaling.scale.astype(np.float64)
@@ -59,10 +60,17 @@ def compare_outputs(
     if latent is not None and "scores" in expected:
         errors = np.asarray(expected["feature_errors"], dtype=np.float64).mean(axis=1)
         reconstruction = ATOL + RTOL * errors + slack.get("scores", np.zeros_like(errors))
-        codes = np.asarray(expected["codes"], dtype=np.float64)
-        distance = latent_slack(latent, codes, ATOL + RTOL * np.abs(codes))
+        if latent.space == "codes":
+            points = np.asarray(expected["codes"], dtype=np.float64)
+            moved = ATOL + RTOL * np.abs(points)
+        else:
+            r = np.asarray(expected["reconstructions"], dtype=np.float64)
+            points = (r - offset) / scale
+            moved = ATOL + RTOL * np.abs(points) + slack["reconstructions"]
+        distance = latent_slack(latent, points, moved)
         slack["scores"] = (
-            reconstruction / latent.reconstruction_mean + distance / latent.latent_mean
+            reconstruction / latent.reconstruction_mean
+            + distance * latent.weight / latent.latent_mean
         )
     worst = 0.0
     for name, want_raw in expected.items():

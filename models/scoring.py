@@ -1,30 +1,48 @@
-"""The `combined` score: reconstruction error plus the distance of the row's code to the training
-rows' codes, each divided by its mean on the calibration rows.
+"""The `manifold` and `combined` scores: reconstruction error plus a neighbour distance to the
+training rows, each divided by its mean on the calibration rows.
 
 A reconstruction error sees how far a row lies from the manifold the autoencoder learned; it is
 blind to a row that lands on the manifold where no normal row ever was (in a gap between clusters,
-or at the far end of one). The distance from the row's code to its k-th nearest neighbour among
-the training rows' codes sees exactly that. Each term is divided by its mean over the calibration
-rows, so on normal data each contributes about 1 and neither dominates because of its units
+or at the far end of one). The distance to the k-th nearest training row on the manifold sees
+exactly that. `manifold` measures it between reconstructions (the row's projection ŝ onto the
+manifold against the training rows' projections, in scaled units); `combined` between codes,
+whitened by their spread. Each term is divided by its mean over the calibration rows, so on normal
+data the reconstruction term contributes about 1 and the distance term about its weight
 (docs/quality.md has the measurements).
 
 Everything here is fixed at the end of training and baked into the scoring graph as constants:
-the reference codes (a seeded sample of at most REFERENCE_ROWS training rows), the codes' centre
-and spread, and the two means.
+the reference points (a seeded sample of training rows' codes or reconstructions), the centre and
+spread they are whitened by (for reconstructions one spread for every feature, so the metric is
+the scaled space's), and the two means.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+Space = Literal["codes", "reconstructions"]
+"""Where the neighbour distance is measured: `combined` scores use codes, `manifold` ones
+reconstructions."""
+SPACES: dict[str, Space] = {"combined": "codes", "manifold": "reconstructions"}
+
 REFERENCE_ROWS = 1000
 """Most training codes kept in the graph: distances cost one [n, R] matrix per batch."""
+RECONSTRUCTION_REFERENCE = (1000, 4000)
+"""Fewest and most training reconstructions kept in the graph; between the two, as many as
+RECONSTRUCTION_BUDGET allows for the row width d."""
+RECONSTRUCTION_BUDGET = 1_000_000
+"""Multiply-adds per served row the distances may cost (R · d): 1,000 reference rows at d = 784,
+about twice what the default network itself costs per row there; 4,000 at d ≤ 250."""
 NEIGHBOURS = 5
-"""The score's latent term is the distance to this nearest reference code (fewer if R is)."""
+"""The score's distance term is the distance to this nearest reference point (fewer if R is)."""
+WEIGHTS: dict[Space, float] = {"codes": 1.0, "reconstructions": 1.5}
+"""The distance term's weight against the reconstruction term (each divided by its calibration
+mean); docs/quality.md has the sweep that chose them."""
 MIN_SPREAD = 1e-3
 """Codes are divided by their spread, at least this share of the widest code dimension's, so a
 dimension the training rows barely use cannot blow up a served row's distance."""
@@ -38,24 +56,33 @@ like an outlier."""
 _EPS32 = float(np.finfo(np.float32).eps)
 
 
+def reconstruction_reference_rows(width: int) -> int:
+    """How many training reconstructions a `manifold` score keeps for rows of `width` features."""
+    fewest, most = RECONSTRUCTION_REFERENCE
+    return max(fewest, min(most, RECONSTRUCTION_BUDGET // max(width, 1)))
+
+
 @dataclass(frozen=True)
 class LatentStats:
-    """What the combined score needs beyond the model: float32 arrays, k = the code width."""
+    """What the manifold and combined scores need beyond the model: float32 arrays, k = the
+    width of the points compared (the code width, or d for reconstructions)."""
 
-    reference: np.ndarray  # [R, k] training codes, already centred and divided by spread
+    reference: np.ndarray  # [R, k] training points, already centred and divided by spread
     center: np.ndarray  # [k]
     spread: np.ndarray  # [k], positive
     neighbours: int
     reconstruction_mean: float  # mean reconstruction error of the calibration rows
-    latent_mean: float  # mean latent distance of the calibration rows
+    latent_mean: float  # mean neighbour distance of the calibration rows
+    space: Space = "codes"
+    weight: float = 1.0  # of the distance term, against the reconstruction term's 1
 
-    def whiten(self, codes: np.ndarray) -> np.ndarray:
-        out: np.ndarray = ((codes - self.center) / self.spread).astype(np.float32)
+    def whiten(self, points: np.ndarray) -> np.ndarray:
+        out: np.ndarray = ((points - self.center) / self.spread).astype(np.float32)
         return out
 
 
 class LatentDistance(nn.Module):
-    """codes [n, k] → distance [n] to the k-th nearest reference code, in whitened units.
+    """points [n, k] → distance [n] to the k-th nearest reference point, in whitened units.
 
     Squared distances come from |u|² - 2 u·r + |r|² (one matrix product, no [n, R, k] tensor),
     clamped at 0 against the rounding of that form.
@@ -85,35 +112,60 @@ class LatentDistance(nn.Module):
 
 
 class CombinedScore(nn.Module):
-    """(reconstruction error [n], codes [n, k]) → scores [n]."""
+    """(reconstruction error [n], points [n, k]) → scores [n]; the points are the codes or the
+    scaled reconstructions, as `stats.space` says."""
 
     def __init__(self, stats: LatentStats) -> None:
         super().__init__()
         self.distance = LatentDistance(stats)
+        self.space = stats.space
         self.reconstruction_mean = stats.reconstruction_mean
-        self.latent_mean = stats.latent_mean
+        self.distance_scale = stats.weight / stats.latent_mean
 
-    def forward(self, reconstruction: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        distance: torch.Tensor = self.distance(codes)
-        return reconstruction / self.reconstruction_mean + distance / self.latent_mean
+    def forward(self, reconstruction: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        distance: torch.Tensor = self.distance(points)
+        return reconstruction / self.reconstruction_mean + distance * self.distance_scale
+
+
+def reference_sample(n: int, most: int, seed: int) -> np.ndarray | None:
+    """Sorted indices of a seeded sample of `most` of n training rows; None to keep them all."""
+    if n <= most:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, most, replace=False))
 
 
 def fit_latent_stats(
-    train_codes: np.ndarray,
-    calibration_codes: np.ndarray,
+    train_points: np.ndarray,
+    calibration_points: np.ndarray,
     calibration_errors: np.ndarray,
     seed: int,
+    space: Space = "codes",
 ) -> LatentStats:
-    """The constants of the combined score from the training rows' codes [n_train, k], and the
-    calibration rows' codes [n_cal, k] and reconstruction errors [n_cal] (the model's own)."""
-    codes = train_codes.astype(np.float64)
-    center = codes.mean(axis=0)
-    std = codes.std(axis=0)
-    spread = np.maximum(std, MIN_SPREAD * max(float(std.max()), 1.0))
-    rows = train_codes
-    if len(rows) > REFERENCE_ROWS:
-        pick = np.random.default_rng(seed).choice(len(rows), REFERENCE_ROWS, replace=False)
-        rows = rows[np.sort(pick)]
+    """The constants of the score from the training rows' points [n_train, k] (codes, whitened
+    by their spread; or reconstructions, centred and divided by one spread, already sampled by
+    the caller with `reference_sample`), and the calibration rows' points [n_cal, k] and
+    reconstruction errors [n_cal] (the model's own)."""
+    points = train_points.astype(np.float64)
+    if space == "codes":
+        center = points.mean(axis=0)
+        std = points.std(axis=0)
+        spread = np.maximum(std, MIN_SPREAD * max(float(std.max()), 1.0))
+        pick = reference_sample(len(points), REFERENCE_ROWS, seed)
+        min_distance = MIN_LATENT_MEAN
+    else:
+        # Centred and divided by one spread for every feature: the distances keep their ranking
+        # (the metric is the scaled space's own), and |u|² stays near the distances themselves,
+        # so float32 does not lose them in cancellation when the reconstructions barely vary.
+        # A distance below MIN_SPREAD of the features' own scale is float32 rounding of the
+        # reconstructions (a model that maps every row to one point), not a place on the
+        # manifold: the spread and the calibration mean are kept at least that large.
+        center = points.mean(axis=0)
+        floor = MIN_SPREAD * max(1.0, float(np.sqrt(np.mean(center * center))))
+        typical = float(np.sqrt(points.var(axis=0).mean()))
+        spread = np.full(points.shape[1], max(typical, floor))
+        min_distance = max(MIN_LATENT_MEAN, floor / float(spread[0]))
+        pick = None
+    rows = train_points if pick is None else train_points[pick]
     partial = LatentStats(
         reference=((rows - center) / spread).astype(np.float32),
         center=center.astype(np.float32),
@@ -123,16 +175,18 @@ def fit_latent_stats(
             float(np.mean(calibration_errors, dtype=np.float64)), MIN_RECONSTRUCTION_MEAN
         ),
         latent_mean=1.0,
+        space=space,
+        weight=WEIGHTS[space],
     )
     distance = LatentDistance(partial)
     with torch.no_grad():
         distances = np.concatenate(
             [
-                distance(torch.from_numpy(calibration_codes[start : start + 8192])).numpy()
-                for start in range(0, len(calibration_codes), 8192)
+                distance(torch.from_numpy(calibration_points[start : start + 8192])).numpy()
+                for start in range(0, len(calibration_points), 8192)
             ]
         )
-    latent_mean = max(float(np.mean(distances, dtype=np.float64)), MIN_LATENT_MEAN)
+    latent_mean = max(float(np.mean(distances, dtype=np.float64)), min_distance)
     return LatentStats(
         reference=partial.reference,
         center=partial.center,
@@ -140,12 +194,15 @@ def fit_latent_stats(
         neighbours=partial.neighbours,
         reconstruction_mean=partial.reconstruction_mean,
         latent_mean=latent_mean,
+        space=space,
+        weight=partial.weight,
     )
 
 
 def latent_slack(stats: LatentStats, codes: np.ndarray, code_tolerance: np.ndarray) -> np.ndarray:
-    """How much the latent term [n] may differ between two float32 evaluations whose codes
-    [n, k] differ by at most `code_tolerance` [n, k] (element by element).
+    """How much the distance [n] may differ between two float32 evaluations whose points
+    [n, k] (codes or reconstructions) differ by at most `code_tolerance` [n, k] (element by
+    element).
 
     The k-th smallest distance moves by no more than the largest move of any distance: by the
     codes' own difference carried through the whitening (a distance is 1-Lipschitz), plus the

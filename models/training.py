@@ -19,7 +19,13 @@ from core import rules
 from core.config import ConfigError, TrainConfig
 from models.autoencoder import Autoencoder
 from models.scaling import Scaling, fit_scaling
-from models.scoring import LatentStats, fit_latent_stats
+from models.scoring import (
+    SPACES,
+    LatentStats,
+    fit_latent_stats,
+    reconstruction_reference_rows,
+    reference_sample,
+)
 
 Progress = Callable[[int, int, float, float], None]
 ShouldStop = Callable[[], bool]
@@ -54,7 +60,7 @@ class TrainResult:
     seconds: float
     device: str
     history: list[EpochStats] = field(default_factory=list)
-    latent: LatentStats | None = None  # the combined score's constants; None: reconstruction
+    latent: LatentStats | None = None  # the neighbour term's constants; None: reconstruction
 
     @property
     def epochs_run(self) -> int:
@@ -214,8 +220,10 @@ def fit(
     model.load_state_dict(best_state)
     model = model.cpu().eval()
     latent = None
-    if config.score == "combined":
-        latent = latent_stats(model, scaling, config.loss, X_train, X_val, config.seed)
+    if config.score != "reconstruction":
+        latent = latent_stats(
+            model, scaling, config.loss, X_train, X_val, config.seed, config.score
+        )
     return TrainResult(
         model=model,
         config=config,
@@ -238,25 +246,34 @@ def latent_stats(
     X_train: np.ndarray,
     X_val: np.ndarray,
     seed: int,
+    score: str = "combined",
     batch_size: int = 65_536,
 ) -> LatentStats:
-    """The combined score's constants from the trained model: codes of the training rows, and
-    codes and mean feature errors of the held-out (calibration) rows, as the graph computes them."""
+    """The neighbour term's constants from the trained model: the training rows' points (codes
+    for `combined`; for `manifold`, scaled reconstructions of a seeded sample of them), and the
+    points and mean feature errors of the held-out (calibration) rows, as the graph computes
+    them."""
+    space = SPACES[score]
 
-    def codes_and_errors(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        codes, errors = [], []
+    def points_and_errors(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        points, errors = [], []
         for start in range(0, len(X), batch_size):
             s = torch.from_numpy(scaling.apply(X[start : start + batch_size]))
             z = model.encode(s)
             logits = model.decode_logits(z)
+            s_hat = model.output(logits)
             if loss == "bce":
                 e = F.binary_cross_entropy_with_logits(logits, s, reduction="none")
             else:
-                e = (s - model.output(logits)) ** 2
-            codes.append(z.numpy())
+                e = (s - s_hat) ** 2
+            points.append((z if space == "codes" else s_hat).numpy())
             errors.append(e.mean(dim=1).numpy())
-        return np.concatenate(codes), np.concatenate(errors)
+        return np.concatenate(points), np.concatenate(errors)
 
-    train_codes, _ = codes_and_errors(X_train)
-    val_codes, val_errors = codes_and_errors(X_val)
-    return fit_latent_stats(train_codes, val_codes, val_errors, seed)
+    if space == "reconstructions":
+        most = reconstruction_reference_rows(X_train.shape[1])
+        pick = reference_sample(len(X_train), most, seed)
+        X_train = X_train if pick is None else X_train[pick]
+    train_points, _ = points_and_errors(X_train)
+    val_points, val_errors = points_and_errors(X_val)
+    return fit_latent_stats(train_points, val_points, val_errors, seed, space)

@@ -45,6 +45,7 @@ class RuntimeOptions:
     max_batch: int = 8192
     dynamic_batching: bool = True
     max_batch_rows: int = 256
+    max_run_rows: int = 1024
     max_queue_delay_us: int = 0
     batch_workers: int = 1
     max_queued_rows: int | None = 2048
@@ -62,6 +63,7 @@ class RuntimeOptions:
             max_batch=settings.max_batch,
             dynamic_batching=settings.dynamic_batching,
             max_batch_rows=settings.max_batch_rows,
+            max_run_rows=settings.max_run_rows,
             max_queue_delay_us=settings.max_queue_delay_us,
             batch_workers=settings.batch_workers,
             max_queued_rows=settings.max_queued_rows,

@@ -179,8 +179,18 @@ class ModelRuntime:
         self, graph: str, outputs: list[str], feeds: dict[str, FloatArray]
     ) -> list[FloatArray]:
         # Only the named outputs are computed and copied out: scoring skips feature_errors.
-        results: list[FloatArray] = self._sessions[graph].run(outputs, feeds)
-        return results
+        session = self._sessions[graph]
+        (rows,) = feeds.values()
+        most = self.options.max_run_rows
+        if len(rows) <= most:
+            results: list[FloatArray] = session.run(outputs, feeds)
+            return results
+        # In pieces of at most `max_run_rows`: the memory of one call grows with its rows.
+        (name,) = feeds
+        pieces = [
+            session.run(outputs, {name: rows[i : i + most]}) for i in range(0, len(rows), most)
+        ]
+        return [np.concatenate(parts) for parts in zip(*pieces, strict=True)]
 
     # -- inference, batched with concurrent requests --------------------------------------------
 

@@ -18,7 +18,7 @@ from core.manifest import ExportedManifest, default_graphs, read_exported_manife
 from models import export
 from models.export import export_model
 from models.parity import ParityError
-from models.scoring import LatentStats
+from models.scoring import LatentStats, latent_slack
 from models.training import TrainResult, fit
 
 NUMPY_ACTIVATIONS = {
@@ -37,6 +37,8 @@ CASES = {
     "bce-none": ("digits", TrainConfig(loss="bce", scaling="none", activation="sigmoid")),
     "mse-gelu": ("cardio", TrainConfig(activation="gelu", hidden_dims=[16, 8], latent_dim=4)),
     "mse-sigmoid-output": ("digits", TrainConfig(output_activation="sigmoid", scaling="minmax")),
+    "mse-combined-score": ("cardio", TrainConfig(score="combined")),
+    "bce-combined-score": ("cardio", TrainConfig(loss="bce", score="combined")),
     "mse-reconstruction-score": ("cardio", TrainConfig(score="reconstruction")),
     "bce-reconstruction-score": ("cardio", TrainConfig(loss="bce", score="reconstruction")),
 }
@@ -53,7 +55,7 @@ def reference(
     latent: LatentStats | None = None,
 ) -> dict[str, np.ndarray]:
     """docs/artifacts.md's math in float64 numpy: the graphs must agree with it. `latent`: the
-    combined score's constants (graph constants, not in the manifest)."""
+    manifold or combined score's constants (graph constants, not in the manifest)."""
     scaling, config = manifest.scaling, manifest.config
     offset, scale = np.array(scaling.offset), np.array(scaling.scale)
     s = (x.astype(np.float64) - offset) / scale
@@ -78,16 +80,18 @@ def reference(
         errors = (s - s_hat) ** 2
     scores = errors.mean(axis=1)
     if latent is not None:
-        u = (codes - latent.center) / latent.spread
+        points = codes if latent.space == "codes" else s_hat
+        u = (points - latent.center) / latent.spread
         reference = latent.reference.astype(np.float64)
         distances = np.sqrt(((u[:, None, :] - reference[None, :, :]) ** 2).sum(axis=2))
         kth = np.sort(distances, axis=1)[:, latent.neighbours - 1]
-        scores = scores / latent.reconstruction_mean + kth / latent.latent_mean
+        scores = scores / latent.reconstruction_mean + latent.weight * kth / latent.latent_mean
     return {
         "codes": codes,
         "reconstructions": s_hat * scale + offset,
         "scores": scores,
         "feature_errors": errors,
+        "s_hat": s_hat,
     }
 
 
@@ -138,6 +142,18 @@ def test_graphs_match_numpy_reference(exported: tuple[TrainResult, Path, np.ndar
     outputs = session(directory / "autoencoder.onnx").run(names, {"x": x})
     for name, actual in zip(names, outputs, strict=True):
         assert actual.dtype == np.float32
+        if name == "scores" and result.latent is not None:
+            # The distance term may move by the float32 rounding of its points, as much as the
+            # parity check allows it (models/scoring.py latent_slack): on a model whose
+            # reconstructions barely vary, that is more than rtol.
+            latent = result.latent
+            space = expected["codes"] if latent.space == "codes" else expected["s_hat"]
+            slack = latent_slack(latent, space, 1e-5 + 1e-4 * np.abs(space))
+            bound = (
+                1e-5 + 1e-4 * np.abs(expected[name]) + latent.weight * slack / latent.latent_mean
+            )
+            assert np.all(np.abs(actual - expected[name]) <= bound), name
+            continue
         np.testing.assert_allclose(actual, expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
     (codes,) = session(directory / "encoder.onnx").run(["codes"], {"x": x})
     np.testing.assert_allclose(codes, expected["codes"], rtol=1e-4, atol=1e-5)
@@ -231,7 +247,8 @@ def test_manifest_fields(exported: tuple[TrainResult, Path, np.ndarray]) -> None
     assert training.device == result.device
     parity = manifest.parity
     assert parity.rows == len(result.validation_rows)
-    assert 0 <= parity.max_abs_diff <= 1e-4
+    # Scores are about 2.5 on these rows; a distance of float32 points rounds to ~1e-4 of that.
+    assert 0 <= parity.max_abs_diff <= 1e-3
     assert (parity.rtol, parity.atol) == (1e-4, 1e-5)
     assert manifest.versions.opset == 17
     assert manifest.versions.torch == torch.__version__

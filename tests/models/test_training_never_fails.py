@@ -2,7 +2,7 @@
 
 Hypothesis draws the shapes the issue names (10 to 100,000 rows, 2 to 500 features, magnitudes
 from 1e-3 to 1e5, constant and near-constant columns, duplicated rows) with the default config,
-so the default score (the combined one, models/scoring.py) is what is checked. The training is cut
+so the default score (the manifold one, models/scoring.py) is what is checked. The training is cut
 to two short epochs: what can fail is the numerics of scaling, score constants and export, not
 the length of the run.
 """
@@ -66,5 +66,5 @@ def test_any_valid_data_trains_exports_and_passes_parity(X: np.ndarray) -> None:
     with TemporaryDirectory() as folder:
         manifest = export_model(result, Path(folder))  # raises ParityError on a mismatch
         assert read_exported_manifest(Path(folder)) == manifest
-    assert manifest.config["score"] == "combined"
+    assert manifest.config["score"] == "manifold"
     assert np.isfinite(manifest.threshold)
