@@ -36,7 +36,7 @@ RECONSTRUCTION_REFERENCE = (1000, 4000)
 """Fewest and most training reconstructions kept in the graph; between the two, as many as
 RECONSTRUCTION_BUDGET allows for the row width d."""
 RECONSTRUCTION_BUDGET = 1_000_000
-"""Multiply-adds per served row the distances may cost (R · d): 1,000 reference rows at d = 784,
+"""Multiply-adds per served row the distances may cost (R · d): 1,275 reference rows at d = 784,
 about twice what the default network itself costs per row there; 4,000 at d ≤ 250."""
 NEIGHBOURS = 5
 """The score's distance term is the distance to this nearest reference point (fewer if R is)."""
