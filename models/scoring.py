@@ -36,8 +36,9 @@ RECONSTRUCTION_REFERENCE = (1000, 4000)
 """Fewest and most training reconstructions kept in the graph; between the two, as many as
 RECONSTRUCTION_BUDGET allows for the row width d."""
 RECONSTRUCTION_BUDGET = 1_000_000
-"""Multiply-adds per served row the distances may cost (R · d): 1,275 reference rows at d = 784,
-about twice what the default network itself costs per row there; 4,000 at d ≤ 250."""
+"""Multiply-adds per served row the distances may cost (R · d): 1,275 reference rows at d = 784
+(where the scoring graph then takes about twice the time of `combined`'s, bench/score_cost.py),
+4,000 at d ≤ 250."""
 NEIGHBOURS = 5
 """The score's distance term is the distance to this nearest reference point (fewer if R is)."""
 WEIGHTS: dict[Space, float] = {"codes": 1.0, "reconstructions": 1.5}
