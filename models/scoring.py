@@ -18,6 +18,7 @@ the scaled space's), and the two means.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -74,8 +75,8 @@ class LatentStats:
     neighbours: int
     reconstruction_mean: float  # mean reconstruction error of the calibration rows
     latent_mean: float  # mean neighbour distance of the calibration rows
-    space: Space = "codes"
-    weight: float = 1.0  # of the distance term, against the reconstruction term's 1
+    space: Space
+    weight: float  # of the distance term, against the reconstruction term's 1
 
     def whiten(self, points: np.ndarray) -> np.ndarray:
         out: np.ndarray = ((points - self.center) / self.spread).astype(np.float32)
@@ -140,7 +141,7 @@ def fit_latent_stats(
     calibration_points: np.ndarray,
     calibration_errors: np.ndarray,
     seed: int,
-    space: Space = "codes",
+    space: Space,
 ) -> LatentStats:
     """The constants of the score from the training rows' points [n_train, k] (codes, whitened
     by their spread; or reconstructions, centred and divided by one spread, already sampled by
@@ -188,16 +189,7 @@ def fit_latent_stats(
             ]
         )
     latent_mean = max(float(np.mean(distances, dtype=np.float64)), min_distance)
-    return LatentStats(
-        reference=partial.reference,
-        center=partial.center,
-        spread=partial.spread,
-        neighbours=partial.neighbours,
-        reconstruction_mean=partial.reconstruction_mean,
-        latent_mean=latent_mean,
-        space=space,
-        weight=partial.weight,
-    )
+    return dataclasses.replace(partial, latent_mean=latent_mean)
 
 
 def latent_slack(stats: LatentStats, codes: np.ndarray, code_tolerance: np.ndarray) -> np.ndarray:

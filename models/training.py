@@ -246,7 +246,7 @@ def latent_stats(
     X_train: np.ndarray,
     X_val: np.ndarray,
     seed: int,
-    score: str = "combined",
+    score: str,
     batch_size: int = 65_536,
 ) -> LatentStats:
     """The neighbour term's constants from the trained model: the training rows' points (codes
