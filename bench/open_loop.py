@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import resource
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,7 @@ class Outcome:
     statuses: list[int] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     retry_after: int = 0  # 503 answers that carried a Retry-After header
+    errors: Counter[str] = field(default_factory=Counter)  # why no answer came, for status 0
 
     def count(self, status: int) -> int:
         return sum(1 for s in self.statuses if s == status)
@@ -87,6 +89,10 @@ class _Connection:
             raise _Closed(status, retry_after)
         return status, retry_after
 
+    def closed_by_server(self) -> bool:
+        """Whether the server has closed this idle connection (its keep-alive timeout)."""
+        return self.reader.at_eof()
+
     def close(self) -> None:
         self.writer.close()
 
@@ -132,8 +138,12 @@ async def open_loop(
 
     async def one(due: float) -> None:
         connection: _Connection | None = None
+        reused = False
         async with pool:
             try:
+                while idle and idle[-1].closed_by_server():
+                    idle.pop().close()  # as HTTP clients' pools do before reusing one
+                reused = bool(idle)
                 connection = idle.pop() if idle else await _connect(port)
                 exchange = connection.exchange(request)
                 status, retry_after = await asyncio.wait_for(exchange, timeout)
@@ -142,6 +152,9 @@ async def open_loop(
                     connection.close()
                 # A 503 with `Connection: close` is an answer; anything else here is none.
                 status = getattr(exc, "status", 0)
+                if not status:
+                    where = "a reused connection" if reused else "a new connection"
+                    outcome.errors[f"{type(exc).__name__} on {where}"] += 1
                 retry_after = getattr(exc, "retry_after", False)
             else:
                 idle.append(connection)

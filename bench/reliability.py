@@ -351,8 +351,12 @@ def _overload_once(port: int, request: bytes) -> list[str]:
         f"{loaded.percentile_ms(50):.1f} ms, p99 {loaded.percentile_ms(99):.1f} ms",
         f"- 503: {loaded.count(503)} ({loaded.count(503) / sent:.0%}), {loaded.retry_after} with "
         f"Retry-After, p99 {loaded.percentile_ms(99, 503):.1f} ms; other answers "
-        f"{others or 'none'} (0: no answer within 30 s)",
+        f"{others or 'none'} (0: no answer within 30 s{_errors(loaded)})",
     ]
+
+
+def _errors(outcome: open_loop.Outcome) -> str:
+    return "".join(f"; {n} {name}" for name, n in outcome.errors.most_common())
 
 
 def idle(source: Path, lines: list[str]) -> None:

@@ -6,7 +6,8 @@ request has arrived nothing bounds how long its head or its body may take, so a 
 byte now and then holds a connection, a task and a buffer for as long as it likes. These
 subclasses (`aeserve serve` names them in uvicorn's `http` option) add:
 
-- the keep-alive timeout from the moment a connection opens, not only after a response;
+- the keep-alive timeout from the moment a connection opens, not only after a response, and
+  again once the unread rest of an answered request's body has arrived;
 - `header_timeout_s` for a request's head, from its first byte;
 - `body_timeout_s` for its body, from the end of its head.
 
@@ -59,16 +60,31 @@ class _Timeouts:
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
+        self._idle()
+
+    def _idle(self) -> None:
+        """Arm the keep-alive timeout (uvicorn arms it only when a response completes, and
+        disarms it on every byte received)."""
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
         self.timeout_keep_alive_task = self.loop.call_later(
             self.timeout_keep_alive, self.timeout_keep_alive_handler
         )
 
     def data_received(self, data: bytes) -> None:
         before = self.cycle
+        # The rest of the body of a request answered before reading it (a 404, a 503 from
+        # admission control): no new head, and the body timer bounds how long it may take.
+        unread = before is not None and before.response_complete and before.more_body
         super().data_received(data)  # type: ignore[misc]
         cycle = self.cycle
         if cycle is not before:  # a new request's head is complete
             self._cancel_head()
+        elif unread:
+            if not cycle.more_body:  # that body has ended: the connection is idle again
+                self._cancel_body()
+                self._idle()
+            return
         elif (before is None or before.response_complete) and self._head_timer is None:
             header_s, _ = _timeouts()  # part of a head, between requests
             self._head_timer = self.loop.call_later(header_s, self._head_late)
