@@ -193,11 +193,17 @@ def _workers(contender: Contender) -> int:
 
 
 def one_model_repository(model: BenchModel) -> Path:
-    """A repository holding `model` alone (a copy of its folder), so that a server loads one."""
+    """A repository holding `model` alone (a copy of its folder), so that a server loads one.
+    The copy is kept while it holds the same active version, the same build of it (a retrained
+    repository numbers its versions from 1 again)."""
     folder = WORK / "serving" / model.name
     source = REPOSITORY / model.name
     target = folder / model.name
-    if not target.exists() or (source / "active").read_text() != (target / "active").read_text():
+
+    def active_manifest(root: Path) -> str:
+        return (root / (root / "active").read_text().strip() / "manifest.json").read_text()
+
+    if not target.exists() or active_manifest(source) != active_manifest(target):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         shutil.copytree(source, target)
