@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     connection, and closes it on a larger one) (unset: no bound). Requests in progress share
     one event loop, so each waits in proportion to their number: the bound keeps latency short
     when more arrive than the server can answer."""
+    inference_latency_target_ms: float | None = Field(default=25.0, gt=0)
+    """Under overload, the bound on inference requests in progress comes down to as many as the
+    server answers in this long, at the rate it answers them (service/http/concurrency_limit.py),
+    and goes back up to `max_inference_in_progress` once nothing is refused (unset: the bound is
+    fixed). Only a bound that refuses requests moves: traffic under the ceiling never meets it."""
     request_timeout_s: float | None = Field(default=10.0, gt=0)
     """Deadline of an inference request once its rows are queued: past it the client gets 504
     and its rows leave the queue if they have not started (unset: no deadline)."""

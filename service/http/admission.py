@@ -17,6 +17,8 @@ skipped body is most of what a refusal costs (bench/results/reliability.md).
 
 A request counts as in progress once its whole body has arrived: a client sending its body
 slowly holds no place (the body timeout cuts it off), so slow clients cannot lock others out.
+Under overload the bound itself comes down to what the server answers within a latency target
+(service/http/concurrency_limit.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.http.body_limit import declared_length
+from service.http.concurrency_limit import ConcurrencyLimit
 from service.http.encoding import dump_json
 
 DISCARD_BYTES = 1 << 20
@@ -56,24 +59,28 @@ def _template(scope: Scope) -> str | None:
 
 
 class InferenceAdmission:
-    def __init__(self, app: ASGIApp, limit: int | None) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int | None, latency_target_s: float | None = None
+    ) -> None:
         self.app = app
-        self.limit = limit
+        self.bound = None if limit is None else ConcurrencyLimit(limit, latency_target_s)
         self.in_progress = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.limit is None:
+        bound = self.bound
+        if scope["type"] != "http" or bound is None:
             await self.app(scope, receive, send)
             return
         template = _template(scope)
         if template is None:
             await self.app(scope, receive, send)
             return
-        if self.in_progress >= self.limit:
+        if self.in_progress >= bound.limit:
+            bound.refused()
             scope["route"] = _Template(template)
             length = declared_length(scope)
             keep_alive = length is not None and length <= DISCARD_BYTES
-            await _refuse(template, send, self.limit, keep_alive=keep_alive)
+            await _refuse(template, send, bound.limit, keep_alive=keep_alive)
             return
         counted = False
 
@@ -85,11 +92,25 @@ class InferenceAdmission:
                 self.in_progress += 1
             return message
 
+        shed = False
+
+        async def watching_send(message: Message) -> None:
+            # A 503 from further in (the batcher's queue bound) sheds load as the door does, only
+            # later, once the body was read: the bound comes down for it as for its own refusals.
+            nonlocal shed
+            if message["type"] == "http.response.start" and message["status"] == 503:
+                shed = True
+            await send(message)
+
         try:
-            await self.app(scope, counting_receive, send)
+            await self.app(scope, counting_receive, watching_send)
         finally:
+            if shed:
+                bound.refused()
             if counted:
                 self.in_progress -= 1
+                if not shed:
+                    bound.answered()
 
 
 async def _refuse(template: str, send: Send, limit: int, *, keep_alive: bool) -> None:

@@ -119,7 +119,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.inference_fast_lane:
         app.add_middleware(InferenceFastLane, fastapi=app)
     # Inside the metrics, so that the requests it refuses are counted.
-    app.add_middleware(InferenceAdmission, limit=settings.max_inference_in_progress)
+    target_ms = settings.inference_latency_target_ms
+    app.add_middleware(
+        InferenceAdmission,
+        limit=settings.max_inference_in_progress,
+        latency_target_s=None if target_ms is None else target_ms / 1000,
+    )
     # Oversized bodies are refused before anything reads them, and inside the metrics, so that
     # a 413 is counted as one, whether the Content-Length or the bytes counted went over.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

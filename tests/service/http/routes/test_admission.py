@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from core.settings import Settings
 from service.http.admission import InferenceAdmission
 from service.http.app import create_app
+from service.http.concurrency_limit import FEWEST, WINDOW_S
 
 
 class _HeldApp:
@@ -96,6 +97,49 @@ def test_a_request_beyond_the_limit_is_a_503_before_its_body_is_read() -> None:
         inner.release.set()
         assert (await first)[0]["status"] == 200
         assert app.in_progress == 0
+
+    asyncio.run(main())
+
+
+def test_refusing_for_longer_than_a_window_lowers_the_bound_and_answers_raise_it() -> None:
+    async def main() -> None:
+        inner = _HeldApp()
+        app = InferenceAdmission(inner, limit=8, latency_target_s=0.025)
+        held = [asyncio.create_task(_call(app, _scope("/score"), _body(b"{}"))) for _ in range(8)]
+        await asyncio.sleep(0.01)
+        assert app.in_progress == 8 and app.bound is not None
+        for _ in range(3):  # nothing answered while refusing: the bound halves each window
+            await asyncio.sleep(WINDOW_S)
+            (start, _) = await _call(app, _scope("/score"), _body(b"{}"))
+            assert start["status"] == 503
+        assert app.bound.limit == FEWEST
+        inner.release.set()
+        await asyncio.gather(*held)
+        for _ in range(12):  # answered, nothing refused: back up to the ceiling
+            await asyncio.sleep(WINDOW_S)
+            (start, _) = await _call(app, _scope("/score"), _body(b"{}"))
+            assert start["status"] == 200
+        assert app.bound.limit == 8
+
+    asyncio.run(main())
+
+
+def test_a_503_from_further_in_lowers_the_bound_as_the_door_s_own_refusals_do() -> None:
+    # The batcher's queue bound answers 503 after the body was read; that is overload too.
+    async def shedding(scope: Any, receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 503, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def main() -> None:
+        app = InferenceAdmission(shedding, limit=8, latency_target_s=0.025)
+        assert app.bound is not None
+        for _ in range(3):
+            await asyncio.sleep(WINDOW_S)
+            (start, _) = await _call(app, _scope("/score"), _body(b"{}"))
+            assert start["status"] == 503
+        assert app.bound.limit == FEWEST and app.in_progress == 0
 
     asyncio.run(main())
 
