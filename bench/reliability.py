@@ -53,9 +53,11 @@ from bench import open_loop
 from bench import soak as soak_run
 from bench.prepare import ROOT, WORK, bodies, models
 from bench.servers import free_port
+from core.settings import Settings
 
 REPOSITORY = WORK / "repository"
 MODEL = "mnist784"
+TARGET_MS = Settings.model_fields["inference_latency_target_ms"].default
 DIM = 784
 BIG_BYTES = 60 * 1024 * 1024
 SOAK_S = float(os.environ.get("AESERVE_SOAK_S", 600))  # the soak's length; 600 s by default
@@ -326,6 +328,9 @@ def overload(source: Path, lines: list[str]) -> None:
         for limit in (None, 32):
             env = {} if limit is None else {"AESERVE_MAX_INFERENCE_IN_PROGRESS": str(limit)}
             label = "128 (the default)" if limit is None else f"{limit}"
+            label += f", latency target {TARGET_MS:g} ms" + (
+                " (the default)" if limit is None else ""
+            )
             with serving(source, env, cpus=server_cpus) as server:
                 lines.append(f"- max_inference_in_progress {label}:")
                 lines += [f"  {line}" for line in _overload_once(server.port, request)]
