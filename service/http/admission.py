@@ -80,7 +80,7 @@ class InferenceAdmission:
             scope["route"] = _Template(template)
             length = declared_length(scope)
             keep_alive = length is not None and length <= DISCARD_BYTES
-            await _refuse(template, send, bound.limit, keep_alive=keep_alive)
+            await _refuse(template, send, self.in_progress, keep_alive=keep_alive)
             return
         counted = False
 
@@ -113,9 +113,12 @@ class InferenceAdmission:
                     bound.answered()
 
 
-async def _refuse(template: str, send: Send, limit: int, *, keep_alive: bool) -> None:
+async def _refuse(template: str, send: Send, in_progress: int, *, keep_alive: bool) -> None:
     key = "error" if template.startswith("/v2") else "detail"
-    message = f"the server is working on {limit} inference requests, its most; retry shortly"
+    message = (
+        f"the server is working on {in_progress} inference requests, its most for now; "
+        "retry shortly"
+    )
     body = dump_json({key: message})
     headers = [
         (b"content-type", b"application/json"),
