@@ -23,7 +23,9 @@ EPOCHS = 12
 def training_csv(folder: Path) -> Path:
     """Correlated rows (a rank-3 signal plus noise), with a header naming the columns."""
     rng = np.random.default_rng(0)
-    data = rng.normal(size=(800, 3)) @ rng.normal(size=(3, 8)) + 0.1 * rng.normal(size=(800, 8))
+    # Enough rows that the job lasts a few seconds: the page must see it while it runs.
+    rows = 4000
+    data = rng.normal(size=(rows, 3)) @ rng.normal(size=(3, 8)) + 0.1 * rng.normal(size=(rows, 8))
     path = folder / "sensors.csv"
     header = ",".join(f"sensor_{i}" for i in range(8))
     np.savetxt(path, data, delimiter=",", header=header, comments="", fmt="%.5f")
