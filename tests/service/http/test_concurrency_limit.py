@@ -25,39 +25,32 @@ def _window(bound: ConcurrencyLimit, clock: Clock, answered: int, refused: int) 
         event()
 
 
-def test_overload_brings_the_bound_to_what_is_answered_within_the_target() -> None:
+def _after(*windows: tuple[int, int, int]) -> int:
+    """The bound (ceiling 128, target 25 ms) after runs of (count, answered, refused) windows."""
     clock = Clock()
     bound = ConcurrencyLimit(128, 0.025, clock=clock)
-    for _ in range(20):  # 600 answered and 700 refused a second
-        _window(bound, clock, answered=60, refused=70)
-    assert bound.limit == 15  # 600/s × 25 ms
+    for count, answered, refused in windows:
+        for _ in range(count):
+            _window(bound, clock, answered=answered, refused=refused)
+    return bound.limit
+
+
+def test_overload_brings_the_bound_to_what_is_answered_within_the_target() -> None:
+    # 600 answered and 700 refused a second: 600/s × 25 ms.
+    assert _after((20, 60, 70)) == 15
 
 
 def test_without_refusals_the_bound_goes_back_to_its_ceiling() -> None:
-    clock = Clock()
-    bound = ConcurrencyLimit(128, 0.025, clock=clock)
-    for _ in range(20):
-        _window(bound, clock, answered=60, refused=70)
-    for _ in range(20):
-        _window(bound, clock, answered=60, refused=0)
-    assert bound.limit == 128
+    assert _after((20, 60, 70), (20, 60, 0)) == 128
 
 
 def test_traffic_under_the_ceiling_never_lowers_it() -> None:
     # 8 clients of large requests: slow answers (40 ms each in progress), none refused.
-    clock = Clock()
-    bound = ConcurrencyLimit(128, 0.025, clock=clock)
-    for _ in range(50):
-        _window(bound, clock, answered=20, refused=0)
-    assert bound.limit == 128
+    assert _after((50, 20, 0)) == 128
 
 
 def test_a_server_that_answers_nothing_keeps_only_the_fewest() -> None:
-    clock = Clock()
-    bound = ConcurrencyLimit(128, 0.025, clock=clock)
-    for _ in range(20):
-        _window(bound, clock, answered=0, refused=50)
-    assert bound.limit == FEWEST
+    assert _after((20, 0, 50)) == FEWEST
 
 
 def test_a_window_after_a_pause_does_not_move_the_bound() -> None:
