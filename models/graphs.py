@@ -61,10 +61,11 @@ class ScoringGraph(nn.Module):
             errors = torch.clamp(logits, min=0) - logits * s + torch.log1p(torch.exp(-logits.abs()))
         else:
             errors = (s - s_hat) ** 2
-        scores = errors.mean(dim=1)
-        if self.combined is not None:
+        if self.combined is None:
+            scores = errors.mean(dim=1)
+        else:
             points = codes if self.combined.space == "codes" else s_hat
-            scores = self.combined(scores, points)
+            scores = self.combined(errors, points, s)
         return codes, self.scaling.invert(s_hat), scores, errors
 
 

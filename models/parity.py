@@ -58,8 +58,12 @@ def compare_outputs(
             slack["feature_errors"] = 2 * np.abs(s - s_hat) * tol + tol**2
             slack["scores"] = slack["feature_errors"].mean(axis=1)
     if latent is not None and "scores" in expected:
-        errors = np.asarray(expected["feature_errors"], dtype=np.float64).mean(axis=1)
-        reconstruction = ATOL + RTOL * errors + slack.get("scores", np.zeros_like(errors))
+        errors = np.asarray(expected["feature_errors"], dtype=np.float64)
+        moved_errors = ATOL + RTOL * errors + slack.get("feature_errors", np.zeros_like(errors))
+        if latent.feature_scale is not None:
+            errors = errors / latent.feature_scale
+            moved_errors = moved_errors / latent.feature_scale
+        reconstruction = ATOL + RTOL * errors.mean(axis=1) + moved_errors.mean(axis=1)
         if latent.space == "codes":
             points = np.asarray(expected["codes"], dtype=np.float64)
             moved = ATOL + RTOL * np.abs(points)
@@ -67,11 +71,16 @@ def compare_outputs(
             r = np.asarray(expected["reconstructions"], dtype=np.float64)
             points = (r - offset) / scale
             moved = ATOL + RTOL * np.abs(points) + slack["reconstructions"]
-        distance = latent_slack(latent, points, moved)
-        slack["scores"] = (
-            reconstruction / latent.reconstruction_mean
-            + distance * latent.weight / latent.latent_mean
-        )
+        distance = latent_slack(latent, points, moved) * latent.weight / latent.latent_mean
+        if latent.input_mean is not None:
+            # The scaled row s = (x - offset) / scale, rounded on each side.
+            s = scaling.apply(x).astype(np.float64)
+            rounding = 2 * _EPS32 * (np.abs(x) + np.abs(offset)) / scale
+            moved_rows = ATOL + RTOL * np.abs(s) + rounding
+            distance = distance + (
+                latent_slack(latent, s, moved_rows) * latent.weight / latent.input_mean
+            )
+        slack["scores"] = reconstruction / latent.reconstruction_mean + distance
     worst = 0.0
     for name, want_raw in expected.items():
         got = np.asarray(actual[name], dtype=np.float64)

@@ -1,19 +1,23 @@
-"""The `manifold` and `combined` scores: reconstruction error plus a neighbour distance to the
-training rows, each divided by its mean on the calibration rows.
+"""The `manifold` and `combined` scores: reconstruction error plus neighbour distances to the
+training rows, each term divided by its mean on the calibration rows.
 
 A reconstruction error sees how far a row lies from the manifold the autoencoder learned; it is
 blind to a row that lands on the manifold where no normal row ever was (in a gap between clusters,
-or at the far end of one). The distance to the k-th nearest training row on the manifold sees
-exactly that. `manifold` measures it between reconstructions (the row's projection ŝ onto the
-manifold against the training rows' projections, in scaled units); `combined` between codes,
-whitened by their spread. Each term is divided by its mean over the calibration rows, so on normal
-data the reconstruction term contributes about 1 and the distance term about its weight
-(docs/quality.md has the measurements).
+or at the far end of one). A distance to the nearest training rows on the manifold sees exactly
+that. `manifold` measures it twice against the reconstructions of a sample of training rows, in
+scaled units: from the row's own reconstruction ŝ (where on the manifold it lands) and from the
+row s itself (where it lies, on the manifold or off it); each distance is the mean over the 5
+nearest. Its reconstruction term divides each feature's error by that feature's mean error on the
+calibration rows, so a feature the model always reconstructs loosely cannot drown one it
+reconstructs tightly. `combined` measures one distance, between codes whitened by their spread,
+to the 5th nearest, beside the plain mean feature error. Each term is divided by its mean over the
+calibration rows, so on normal data each contributes about its weight (docs/quality.md has the
+measurements).
 
 Everything here is fixed at the end of training and baked into the scoring graph as constants:
 the reference points (a seeded sample of training rows' codes or reconstructions), the centre and
 spread they are whitened by (for reconstructions one spread for every feature, so the metric is
-the scaled space's), and the two means.
+the scaled space's), the features' error scales and the terms' means.
 """
 
 from __future__ import annotations
@@ -36,15 +40,20 @@ REFERENCE_ROWS = 1000
 RECONSTRUCTION_REFERENCE = (1000, 4000)
 """Fewest and most training reconstructions kept in the graph; between the two, as many as
 RECONSTRUCTION_BUDGET allows for the row width d."""
-RECONSTRUCTION_BUDGET = 1_000_000
-"""Multiply-adds per served row the distances may cost (R · d): 1,275 reference rows at d = 784
-(where the scoring graph then takes about twice the time of `combined`'s, bench/score_cost.py),
-4,000 at d ≤ 250."""
+RECONSTRUCTION_BUDGET = 500_000
+"""Multiply-adds per served row each of the two distances may cost (R · d): 1,000 reference rows
+at d = 784 (bench/score_cost.py measures the scoring graph's time against `combined`'s), 4,000 at
+d ≤ 125."""
 NEIGHBOURS = 5
-"""The score's distance term is the distance to this nearest reference point (fewer if R is)."""
-WEIGHTS: dict[Space, float] = {"codes": 1.0, "reconstructions": 1.5}
-"""The distance term's weight against the reconstruction term (each divided by its calibration
-mean); docs/quality.md has the sweep that chose them."""
+"""A distance term is the distance to this nearest reference point (`combined`), or the mean
+distance to this many nearest (`manifold`); fewer if R is."""
+WEIGHTS: dict[Space, float] = {"codes": 1.0, "reconstructions": 2.0}
+"""Each distance term's weight against the reconstruction term (each divided by its calibration
+mean); docs/quality.md has the sweeps that chose them."""
+FEATURE_ERROR_FLOOR = 1e-4
+"""`manifold` divides each feature's error by its calibration mean, at least this share of the
+mean over features: a feature reconstructed almost exactly (a near-constant column) must not turn
+its rounding into the score."""
 MIN_SPREAD = 1e-3
 """Codes are divided by their spread, at least this share of the widest code dimension's, so a
 dimension the training rows barely use cannot blow up a served row's distance."""
@@ -73,10 +82,20 @@ class LatentStats:
     center: np.ndarray  # [k]
     spread: np.ndarray  # [k], positive
     neighbours: int
-    reconstruction_mean: float  # mean reconstruction error of the calibration rows
-    latent_mean: float  # mean neighbour distance of the calibration rows
+    reconstruction_mean: float  # mean reconstruction term of the calibration rows
+    latent_mean: float  # mean neighbour distance of the calibration rows' points
     space: Space
-    weight: float  # of the distance term, against the reconstruction term's 1
+    weight: float  # of each distance term, against the reconstruction term's 1
+    # `manifold` only: each feature's error is divided by feature_scale [d] (its calibration
+    # mean, floored); the row's own distance to the reference reconstructions is a second
+    # distance term, divided by input_mean; distances average the `neighbours` nearest.
+    feature_scale: np.ndarray | None = None
+    input_mean: float | None = None
+
+    @property
+    def average(self) -> bool:
+        """Whether a distance is the mean over the nearest (else the `neighbours`-th nearest)."""
+        return self.space == "reconstructions"
 
     def whiten(self, points: np.ndarray) -> np.ndarray:
         out: np.ndarray = ((points - self.center) / self.spread).astype(np.float32)
@@ -84,7 +103,8 @@ class LatentStats:
 
 
 class LatentDistance(nn.Module):
-    """points [n, k] → distance [n] to the k-th nearest reference point, in whitened units.
+    """points [n, k] → distance [n] to the `neighbours`-th nearest reference point, or the mean
+    distance to that many nearest (`stats.average`), in whitened units.
 
     Squared distances come from |u|² - 2 u·r + |r|² (one matrix product, no [n, R, k] tensor),
     clamped at 0 against the rounding of that form.
@@ -103,6 +123,7 @@ class LatentDistance(nn.Module):
         self.register_buffer("reference", reference)
         self.register_buffer("reference_norms", (reference * reference).sum(dim=1))
         self.neighbours = stats.neighbours
+        self.average = stats.average
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         u = (codes - self.center) / self.spread  # [n, k]
@@ -110,12 +131,16 @@ class LatentDistance(nn.Module):
             (u * u).sum(dim=1, keepdim=True) - 2 * u @ self.reference.T + self.reference_norms
         )  # [n, R]
         nearest = torch.topk(squared, self.neighbours, dim=1, largest=False).values  # [n, nb]
+        if self.average:
+            return torch.sqrt(torch.clamp(nearest, min=0.0)).mean(dim=1)
         return torch.sqrt(torch.clamp(nearest[:, -1], min=0.0))
 
 
 class CombinedScore(nn.Module):
-    """(reconstruction error [n], points [n, k]) → scores [n]; the points are the codes or the
-    scaled reconstructions, as `stats.space` says."""
+    """(feature errors [n, d], points [n, k], scaled rows [n, d]) → scores [n]; the points are
+    the codes or the scaled reconstructions, as `stats.space` says."""
+
+    feature_scale: torch.Tensor | None  # [d]
 
     def __init__(self, stats: LatentStats) -> None:
         super().__init__()
@@ -123,10 +148,22 @@ class CombinedScore(nn.Module):
         self.space = stats.space
         self.reconstruction_mean = stats.reconstruction_mean
         self.distance_scale = stats.weight / stats.latent_mean
+        scale = stats.feature_scale
+        self.register_buffer(
+            "feature_scale", None if scale is None else torch.from_numpy(scale.copy())
+        )
+        self.input_scale = None if stats.input_mean is None else stats.weight / stats.input_mean
 
-    def forward(self, reconstruction: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, errors: torch.Tensor, points: torch.Tensor, rows: torch.Tensor
+    ) -> torch.Tensor:
+        if self.feature_scale is not None:
+            errors = errors / self.feature_scale
         distance: torch.Tensor = self.distance(points)
-        return reconstruction / self.reconstruction_mean + distance * self.distance_scale
+        score = errors.mean(dim=1) / self.reconstruction_mean + distance * self.distance_scale
+        if self.input_scale is not None:
+            score = score + self.distance(rows) * self.input_scale
+        return score
 
 
 def reference_sample(n: int, most: int, seed: int) -> np.ndarray | None:
@@ -142,19 +179,24 @@ def fit_latent_stats(
     calibration_errors: np.ndarray,
     seed: int,
     space: Space,
+    calibration_rows: np.ndarray | None = None,
 ) -> LatentStats:
     """The constants of the score from the training rows' points [n_train, k] (codes, whitened
     by their spread; or reconstructions, centred and divided by one spread, already sampled by
-    the caller with `reference_sample`), and the calibration rows' points [n_cal, k] and
-    reconstruction errors [n_cal] (the model's own)."""
+    the caller with `reference_sample`), and the calibration rows' points [n_cal, k], feature
+    errors [n_cal, d] (the model's own) and, for reconstructions, scaled rows [n_cal, d]."""
     points = train_points.astype(np.float64)
+    feature_scale = None
     if space == "codes":
         center = points.mean(axis=0)
         std = points.std(axis=0)
         spread = np.maximum(std, MIN_SPREAD * max(float(std.max()), 1.0))
         pick = reference_sample(len(points), REFERENCE_ROWS, seed)
         min_distance = MIN_LATENT_MEAN
+        reconstruction = calibration_errors.mean(axis=1, dtype=np.float64)
     else:
+        if calibration_rows is None:
+            raise ValueError("a manifold score needs the calibration rows themselves")
         # Centred and divided by one spread for every feature: the distances keep their ranking
         # (the metric is the scaled space's own), and |u|² stays near the distances themselves,
         # so float32 does not lose them in cancellation when the reconstructions barely vary.
@@ -167,29 +209,42 @@ def fit_latent_stats(
         spread = np.full(points.shape[1], max(typical, floor))
         min_distance = max(MIN_LATENT_MEAN, floor / float(spread[0]))
         pick = None
+        per_feature = calibration_errors.mean(axis=0, dtype=np.float64)  # [d]
+        feature_scale = np.maximum(
+            per_feature,
+            max(FEATURE_ERROR_FLOOR * float(per_feature.mean()), MIN_RECONSTRUCTION_MEAN),
+        ).astype(np.float32)
+        reconstruction = (calibration_errors / feature_scale).mean(axis=1, dtype=np.float64)
     rows = train_points if pick is None else train_points[pick]
     partial = LatentStats(
         reference=((rows - center) / spread).astype(np.float32),
         center=center.astype(np.float32),
         spread=spread.astype(np.float32),
         neighbours=min(NEIGHBOURS, len(rows)),
-        reconstruction_mean=max(
-            float(np.mean(calibration_errors, dtype=np.float64)), MIN_RECONSTRUCTION_MEAN
-        ),
+        reconstruction_mean=max(float(np.mean(reconstruction)), MIN_RECONSTRUCTION_MEAN),
         latent_mean=1.0,
         space=space,
         weight=WEIGHTS[space],
+        feature_scale=feature_scale,
     )
-    distance = LatentDistance(partial)
+    latent_mean = max(_mean_distance(partial, calibration_points), min_distance)
+    input_mean = None
+    if calibration_rows is not None and space == "reconstructions":
+        input_mean = max(_mean_distance(partial, calibration_rows), min_distance)
+    return dataclasses.replace(partial, latent_mean=latent_mean, input_mean=input_mean)
+
+
+def _mean_distance(stats: LatentStats, points: np.ndarray) -> float:
+    """The mean distance term of points [n, k] as the graph computes it, in chunks."""
+    distance = LatentDistance(stats)
     with torch.no_grad():
         distances = np.concatenate(
             [
-                distance(torch.from_numpy(calibration_points[start : start + 8192])).numpy()
-                for start in range(0, len(calibration_points), 8192)
+                distance(torch.from_numpy(points[start : start + 8192])).numpy()
+                for start in range(0, len(points), 8192)
             ]
         )
-    latent_mean = max(float(np.mean(distances, dtype=np.float64)), min_distance)
-    return dataclasses.replace(partial, latent_mean=latent_mean)
+    return float(np.mean(distances, dtype=np.float64))
 
 
 def latent_slack(stats: LatentStats, codes: np.ndarray, code_tolerance: np.ndarray) -> np.ndarray:
@@ -197,10 +252,11 @@ def latent_slack(stats: LatentStats, codes: np.ndarray, code_tolerance: np.ndarr
     [n, k] (codes or reconstructions) differ by at most `code_tolerance` [n, k] (element by
     element).
 
-    The k-th smallest distance moves by no more than the largest move of any distance: by the
-    codes' own difference carried through the whitening (a distance is 1-Lipschitz), plus the
-    rounding of |u|² - 2 u·r + |r|² (about k ulps of its largest term), which the square root
-    turns into at most its square root, or its ratio to twice the distance where that is larger.
+    The k-th smallest distance, and the mean of the k smallest, move by no more than the largest
+    move of any distance: by the codes' own difference carried through the whitening (a distance
+    is 1-Lipschitz), plus the rounding of |u|² - 2 u·r + |r|² (about k ulps of its largest term),
+    which the square root turns into at most its square root, or its ratio to twice the distance
+    where that is larger; the nearest distance is the one that rounding moves most.
     """
     spread = stats.spread.astype(np.float64)
     u = (codes.astype(np.float64) - stats.center) / spread
@@ -222,15 +278,14 @@ def latent_slack(stats: LatentStats, codes: np.ndarray, code_tolerance: np.ndarr
 
 
 def _nearest(stats: LatentStats, u: np.ndarray) -> np.ndarray:
-    """The k-th nearest reference distance of whitened codes u [n, k], in float64, in chunks
-    of rows so the [rows, R] matrix stays small."""
+    """The nearest reference distance of whitened points u [n, k], in float64, in chunks of rows
+    so the [rows, R] matrix stays small."""
     reference = stats.reference.astype(np.float64)
     norms = (reference * reference).sum(1)
-    kth = np.empty(len(u))
+    nearest = np.empty(len(u))
     for start in range(0, len(u), 4096):
         chunk = u[start : start + 4096]
         squared = (chunk * chunk).sum(1)[:, None] - 2 * chunk @ reference.T + norms
-        nearest = np.partition(squared, stats.neighbours - 1, axis=1)
-        kth[start : start + 4096] = nearest[:, stats.neighbours - 1]
-    out: np.ndarray = np.sqrt(np.maximum(kth, 0.0))
+        nearest[start : start + 4096] = squared.min(axis=1)
+    out: np.ndarray = np.sqrt(np.maximum(nearest, 0.0))
     return out

@@ -249,14 +249,14 @@ def latent_stats(
     score: str,
     batch_size: int = 65_536,
 ) -> LatentStats:
-    """The neighbour term's constants from the trained model: the training rows' points (codes
-    for `combined`; for `manifold`, scaled reconstructions of a seeded sample of them), and the
-    points and mean feature errors of the held-out (calibration) rows, as the graph computes
-    them."""
+    """The score's constants from the trained model: the training rows' points (codes for
+    `combined`; for `manifold`, scaled reconstructions of a seeded sample of them), and the
+    points, feature errors and scaled rows of the held-out (calibration) rows, as the graph
+    computes them."""
     space = SPACES[score]
 
-    def points_and_errors(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        points, errors = [], []
+    def points_errors_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        points, errors, rows = [], [], []
         for start in range(0, len(X), batch_size):
             s = torch.from_numpy(scaling.apply(X[start : start + batch_size]))
             z = model.encode(s)
@@ -267,13 +267,21 @@ def latent_stats(
             else:
                 e = (s - s_hat) ** 2
             points.append((z if space == "codes" else s_hat).numpy())
-            errors.append(e.mean(dim=1).numpy())
-        return np.concatenate(points), np.concatenate(errors)
+            errors.append(e.numpy())
+            rows.append(s.numpy())
+        return np.concatenate(points), np.concatenate(errors), np.concatenate(rows)
 
     if space == "reconstructions":
         most = reconstruction_reference_rows(X_train.shape[1])
         pick = reference_sample(len(X_train), most, seed)
         X_train = X_train if pick is None else X_train[pick]
-    train_points, _ = points_and_errors(X_train)
-    val_points, val_errors = points_and_errors(X_val)
-    return fit_latent_stats(train_points, val_points, val_errors, seed, space)
+    train_points, _, _ = points_errors_rows(X_train)
+    val_points, val_errors, val_rows = points_errors_rows(X_val)
+    return fit_latent_stats(
+        train_points,
+        val_points,
+        val_errors,
+        seed,
+        space,
+        calibration_rows=val_rows if space == "reconstructions" else None,
+    )

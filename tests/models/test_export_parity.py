@@ -80,18 +80,33 @@ def reference(
         errors = (s - s_hat) ** 2
     scores = errors.mean(axis=1)
     if latent is not None:
+
+        def distance(points: np.ndarray) -> np.ndarray:
+            u = (points - latent.center) / latent.spread
+            reference = latent.reference.astype(np.float64)
+            distances = np.sort(
+                np.sqrt(((u[:, None, :] - reference[None, :, :]) ** 2).sum(axis=2)), axis=1
+            )
+            if latent.space == "reconstructions":  # the mean over the nearest
+                return distances[:, : latent.neighbours].mean(axis=1)
+            return distances[:, latent.neighbours - 1]
+
+        if latent.feature_scale is not None:
+            scores = (errors / latent.feature_scale).mean(axis=1)
         points = codes if latent.space == "codes" else s_hat
-        u = (points - latent.center) / latent.spread
-        reference = latent.reference.astype(np.float64)
-        distances = np.sqrt(((u[:, None, :] - reference[None, :, :]) ** 2).sum(axis=2))
-        kth = np.sort(distances, axis=1)[:, latent.neighbours - 1]
-        scores = scores / latent.reconstruction_mean + latent.weight * kth / latent.latent_mean
+        scores = (
+            scores / latent.reconstruction_mean
+            + latent.weight * distance(points) / latent.latent_mean
+        )
+        if latent.input_mean is not None:
+            scores = scores + latent.weight * distance(s) / latent.input_mean
     return {
         "codes": codes,
         "reconstructions": s_hat * scale + offset,
         "scores": scores,
         "feature_errors": errors,
         "s_hat": s_hat,
+        "s": s,
     }
 
 
@@ -148,10 +163,11 @@ def test_graphs_match_numpy_reference(exported: tuple[TrainResult, Path, np.ndar
             # reconstructions barely vary, that is more than rtol.
             latent = result.latent
             space = expected["codes"] if latent.space == "codes" else expected["s_hat"]
-            slack = latent_slack(latent, space, 1e-5 + 1e-4 * np.abs(space))
-            bound = (
-                1e-5 + 1e-4 * np.abs(expected[name]) + latent.weight * slack / latent.latent_mean
-            )
+            slack = latent_slack(latent, space, 1e-5 + 1e-4 * np.abs(space)) / latent.latent_mean
+            if latent.input_mean is not None:
+                s = expected["s"]
+                slack += latent_slack(latent, s, 1e-5 + 1e-4 * np.abs(s)) / latent.input_mean
+            bound = 1e-5 + 1e-4 * np.abs(expected[name]) + latent.weight * slack
             assert np.all(np.abs(actual - expected[name]) <= bound), name
             continue
         np.testing.assert_allclose(actual, expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
