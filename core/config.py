@@ -112,16 +112,17 @@ class TrainConfig(BaseModel):
     score: Score = Field(
         default="manifold",
         description="The anomaly score the model returns (docs/quality.md#the-score). manifold "
-        "(the default, best on its benchmark): the mean feature error plus 1.5 times the "
-        "distance from the row's reconstruction to its 5th-nearest among (1,000 to 4,000) "
-        "training rows' reconstructions, each divided by its mean on the held-out rows, so a "
-        "normal row scores about 2.5; it also flags rows that reconstruct well but land where no "
-        "training row was. combined: the same with codes in place of reconstructions and "
-        "weight 1, cheaper to serve for wide rows (its distances cost 1,000 times the code "
-        "width per row, not up to 10^6). reconstruction: the mean feature error alone, the "
-        "training loss in the loss's units; choose it when the score must be comparable across "
-        "models or read as an error, or when anomalies are known to lie off the normal data's "
-        "manifold.",
+        "(the default, best on its benchmark): the mean feature error, each feature's divided "
+        "by its mean on the held-out rows, plus twice the mean distance from the row's "
+        "reconstruction to its 5 nearest among (1,000 to 4,000) training rows' reconstructions, "
+        "plus twice the same distance from the row itself, each term divided by its mean on the "
+        "held-out rows, so a normal row scores about 5; it also flags rows that reconstruct "
+        "well but land where no training row was. combined: the plain mean feature error plus "
+        "the distance between codes to the 5th nearest, weight 1, cheaper to serve for wide "
+        "rows (its distance costs 1,000 times the code width per row, not up to 10^6). "
+        "reconstruction: the mean feature error alone, the training loss in the loss's units; "
+        "choose it when the score must be comparable across models or read as an error, or when "
+        "anomalies are known to lie off the normal data's manifold.",
     )
     threshold_quantile: float = Field(
         default=0.99,
