@@ -62,7 +62,8 @@ class ScoringGraph(nn.Module):
         else:
             errors = (s - s_hat) ** 2
         if self.combined is None:
-            scores = errors.mean(dim=1)
+            # Summed in float64 so a row's score does not depend on the rows batched with it.
+            scores = errors.double().mean(dim=1).float()
         else:
             points = codes if self.combined.space == "codes" else s_hat
             scores = self.combined(errors, points, s)

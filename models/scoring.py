@@ -106,8 +106,11 @@ class LatentDistance(nn.Module):
     """points [n, k] → distance [n] to the `neighbours`-th nearest reference point, or the mean
     distance to that many nearest (`stats.average`), in whitened units.
 
-    Squared distances come from |u|² - 2 u·r + |r|² (one matrix product, no [n, R, k] tensor),
-    clamped at 0 against the rounding of that form.
+    One matrix product ranks the references (|r|² - 2 u·r, the squared distance less |u|², in a
+    fused Gemm; no [n, R, k] tensor); the distances to the few nearest are then taken directly,
+    |u - r|² summed. The ranking form loses digits to cancellation where the distances are small
+    against |u|², and how many depends on how the product is blocked, which depends on the other
+    rows of the batch; the direct form does not, so a row's score is the same alone or batched.
     """
 
     center: torch.Tensor  # [k]
@@ -127,14 +130,17 @@ class LatentDistance(nn.Module):
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         u = (codes - self.center) / self.spread  # [n, k]
-        # |r|² - 2 u·r in one fused product (a Gemm); |u|² is the same for every reference, so it
-        # is added to the nearest only: a third of the time of forming the whole [n, R] sum.
-        partial = torch.addmm(self.reference_norms, u, self.reference.T, alpha=-2.0)  # [n, R]
-        nearest = torch.topk(partial, self.neighbours, dim=1, largest=False).values  # [n, nb]
-        nearest = nearest + (u * u).sum(dim=1, keepdim=True)
+        ranking = torch.addmm(self.reference_norms, u, self.reference.T, alpha=-2.0)  # [n, R]
+        index = torch.topk(ranking, self.neighbours, dim=1, largest=False).indices  # [n, nb]
+        nearest = self.reference[index]  # [n, nb, k]
+        # Summed in float64: a float32 sum's rounding depends on where the row sits in the
+        # batch (the kernels' vector lanes), and float64 hides that below float32's last bit.
+        apart = u.unsqueeze(1) - nearest
+        squared = (apart * apart).double().sum(dim=2)  # [n, nb]
+        distances = torch.sqrt(squared)
         if self.average:
-            return torch.sqrt(torch.clamp(nearest, min=0.0)).mean(dim=1)
-        return torch.sqrt(torch.clamp(nearest[:, -1], min=0.0))
+            return distances.mean(dim=1)
+        return distances.max(dim=1).values
 
 
 class CombinedScore(nn.Module):
@@ -158,13 +164,16 @@ class CombinedScore(nn.Module):
     def forward(
         self, errors: torch.Tensor, points: torch.Tensor, rows: torch.Tensor
     ) -> torch.Tensor:
+        """The score in float32, its sums taken in float64 (see `LatentDistance`)."""
         if self.feature_scale is not None:
             errors = errors / self.feature_scale
         distance: torch.Tensor = self.distance(points)
-        score = errors.mean(dim=1) / self.reconstruction_mean + distance * self.distance_scale
+        score = (
+            errors.double().mean(dim=1) / self.reconstruction_mean + distance * self.distance_scale
+        )
         if self.input_scale is not None:
             score = score + self.distance(rows) * self.input_scale
-        return score
+        return score.float()
 
 
 def reference_sample(n: int, most: int, seed: int) -> np.ndarray | None:

@@ -196,6 +196,23 @@ def test_batch_dimension_is_dynamic(
     )
 
 
+def test_a_rows_score_does_not_depend_on_its_batch(
+    exported: tuple[TrainResult, Path, np.ndarray],
+) -> None:
+    """The same row scores the same bits alone, in a batch and at another place in it: the
+    float32 sums of onnxruntime's kernels round by where a row sits, so the graph sums in
+    float64 (models/scoring.py)."""
+    result, directory, other_rows = exported
+    x = np.concatenate([result.validation_rows[:13], other_rows[:7]])
+    graph = session(directory / "autoencoder.onnx")
+    (together,) = graph.run(["scores"], {"x": x})
+    order = np.random.default_rng(0).permutation(len(x))
+    (shuffled,) = graph.run(["scores"], {"x": x[order]})
+    alone = np.concatenate([graph.run(["scores"], {"x": x[i : i + 1]})[0] for i in range(len(x))])
+    np.testing.assert_array_equal(shuffled, together[order])
+    np.testing.assert_array_equal(alone, together)
+
+
 def test_graph_names_match_the_manifest(exported: tuple[TrainResult, Path, np.ndarray]) -> None:
     _, directory, _ = exported
     manifest = read_exported_manifest(directory)

@@ -93,5 +93,7 @@ def grown_mb(folder: Path, max_run_rows: int) -> float:
 def test_the_largest_request_stays_within_a_piece_of_memory(manifold_model: Path) -> None:
     whole = grown_mb(manifold_model, ROWS)  # one call, as before `max_run_rows`
     pieces = grown_mb(manifold_model, RuntimeOptions().max_run_rows)
-    assert whole > 150, whole  # measured 251 MB
-    assert pieces < 80, pieces  # measured 31 MB
+    # One [8,192, 4,000] float32 matrix ranks the references: 125 MB (measured 127-132 MB;
+    # 251 MB before the ranking became one fused product).
+    assert whole > 110, whole
+    assert pieces < 80, (pieces, whole)  # measured 34 MB
