@@ -119,7 +119,8 @@ class TrainConfig(BaseModel):
         "held-out rows, so a normal row scores about 5; it also flags rows that reconstruct "
         "well but land where no training row was. combined: the plain mean feature error plus "
         "the distance between codes to the 5th nearest, weight 1, cheaper to serve for wide "
-        "rows (its distance costs 1,000 times the code width per row, not up to 10^6). "
+        "rows (its distance costs 1,000 times the code width per row; manifold's two cost "
+        "2R times the row width, R from 4,000 down to 1,000 for wide rows). "
         "reconstruction: the mean feature error alone, the training loss in the loss's units; "
         "choose it when the score must be comparable across models or read as an error, or when "
         "anomalies are known to lie off the normal data's manifold.",

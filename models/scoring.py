@@ -41,9 +41,9 @@ RECONSTRUCTION_REFERENCE = (1000, 4000)
 """Fewest and most training reconstructions kept in the graph; between the two, as many as
 RECONSTRUCTION_BUDGET allows for the row width d."""
 RECONSTRUCTION_BUDGET = 500_000
-"""Multiply-adds per served row each of the two distances may cost (R · d): 1,000 reference rows
-at d = 784 (bench/score_cost.py measures the scoring graph's time against `combined`'s), 4,000 at
-d ≤ 125."""
+"""Multiply-adds per served row each of the two distances may cost (R · d), where the fewest
+reference rows allow: 4,000 rows at d ≤ 125, 1,000 from d = 500 (at d = 784 the two distances
+cost 1.6 · 10^6; bench/score_cost.py measures the scoring graph's time against `combined`'s)."""
 NEIGHBOURS = 5
 """A distance term is the distance to this nearest reference point (`combined`), or the mean
 distance to this many nearest (`manifold`); fewer if R is."""
@@ -110,7 +110,9 @@ class LatentDistance(nn.Module):
     fused Gemm; no [n, R, k] tensor); the distances to the few nearest are then taken directly,
     |u - r|² summed. The ranking form loses digits to cancellation where the distances are small
     against |u|², and how many depends on how the product is blocked, which depends on the other
-    rows of the batch; the direct form does not, so a row's score is the same alone or batched.
+    rows of the batch; the direct form does not, so a row's score is the same alone or batched
+    (but where two references tie within the ranking's rounding). The direct form holds the
+    nearest references of each row, [n, nb, k]: 5 · k floats a row besides the [n, R] ranking.
     """
 
     center: torch.Tensor  # [k]
@@ -239,7 +241,7 @@ def fit_latent_stats(
     )
     latent_mean = max(_mean_distance(partial, calibration_points), min_distance)
     input_mean = None
-    if calibration_rows is not None and space == "reconstructions":
+    if space == "reconstructions" and calibration_rows is not None:  # checked above
         input_mean = max(_mean_distance(partial, calibration_rows), min_distance)
     return dataclasses.replace(partial, latent_mean=latent_mean, input_mean=input_mean)
 
