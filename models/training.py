@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -255,40 +255,34 @@ def latent_stats(
     computes them."""
     space = SPACES[score]
 
-    def points_errors_rows(
-        X: np.ndarray, calibration: bool
-    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """The points of rows X; for the calibration rows also their feature errors and, for
-        reconstructions, their scaled rows (the training rows need only their points)."""
-        points, errors, rows = [], [], []
+    def forward(X: np.ndarray) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(scaled rows, points, feature errors) of the rows X, a chunk at a time."""
         for start in range(0, len(X), batch_size):
             s = torch.from_numpy(scaling.apply(X[start : start + batch_size]))
             z = model.encode(s)
             logits = model.decode_logits(z)
             s_hat = model.output(logits)
-            points.append((z if space == "codes" else s_hat).numpy())
-            if not calibration:
-                continue
             if loss == "bce":
                 e = F.binary_cross_entropy_with_logits(logits, s, reduction="none")
             else:
                 e = (s - s_hat) ** 2
-            errors.append(e.numpy())
-            if space == "reconstructions":
-                rows.append(s.numpy())
-        return (
-            np.concatenate(points),
-            np.concatenate(errors) if errors else None,
-            np.concatenate(rows) if rows else None,
-        )
+            yield s, (z if space == "codes" else s_hat), e
 
     if space == "reconstructions":
         most = reconstruction_reference_rows(X_train.shape[1])
         pick = reference_sample(len(X_train), most, seed)
         X_train = X_train if pick is None else X_train[pick]
-    train_points, _, _ = points_errors_rows(X_train, calibration=False)
-    val_points, val_errors, val_rows = points_errors_rows(X_val, calibration=True)
-    assert val_errors is not None  # calibration rows always carry their errors
+    train_points = np.concatenate([points.numpy() for _, points, _ in forward(X_train)])
+    calibration = list(forward(X_val))
     return fit_latent_stats(
-        train_points, val_points, val_errors, seed, space, calibration_rows=val_rows
+        train_points,
+        np.concatenate([points.numpy() for _, points, _ in calibration]),
+        np.concatenate([errors.numpy() for _, _, errors in calibration]),
+        seed,
+        space,
+        calibration_rows=(
+            np.concatenate([rows.numpy() for rows, _, _ in calibration])
+            if space == "reconstructions"
+            else None
+        ),
     )
